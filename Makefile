@@ -1,0 +1,40 @@
+# Healer: `make demo` heals a real broken pipeline; `make test` runs the suite.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+UV_VERSION := 0.9.5
+
+.PHONY: help install demo test test-fast bench java clean
+
+help:
+	@echo "make demo   - a pipeline breaks upstream and Healer opens a validated pull request"
+	@echo "make test   - the full test suite (real Spark, real git, real Great Expectations)"
+	@echo "make bench  - HealBench: broken-pipeline scenarios and the scorer"
+
+$(BIN)/healer: setup.cfg requirements.lock
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e . --config-settings editable_mode=compat
+	@touch $(BIN)/healer
+
+install: $(BIN)/healer
+
+java:
+	@$(PY) -c "import sys; sys.path.insert(0, '.'); from healer.runner.session import check_java; from healer.errors import EnvironmentProblem; \
+	exec('try:\n check_java()\nexcept EnvironmentProblem as e:\n print(\"healer:\", e); sys.exit(1)')"
+
+demo: java install
+	$(BIN)/healer demo
+
+test: java install
+	$(BIN)/python -m pytest -q tests
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+bench: java install
+	$(BIN)/python -m benchmarks.healbench
+
+clean:
+	rm -rf $(VENV) .healer .pytest_cache

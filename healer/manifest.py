@@ -1,0 +1,320 @@
+"""The pipeline contract: ``healer.yml`` loaded into typed, validated records.
+
+Every error names the file, the pipeline and the key, in one line, so a user can go
+straight to the mistake::
+
+    healer.yml: pipeline 'revenue': inputs.orders.fromat: unknown key (allowed: format, options, path, table)
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from healer.errors import ConfigError
+
+MANIFEST_NAME = "healer.yml"
+FORMATS = ("parquet", "csv", "json", "orc")
+PIPELINE_KEYS = {"job", "inputs", "output", "expectations", "description", "owner"}
+INPUT_KEYS = {"path", "table", "format", "options"}
+OUTPUT_KEYS = {"path", "table", "format", "options", "partition_by"}
+TOP_KEYS = {"pipelines", "vars"}
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Where a logical input name reads from: a path with a format, or a catalog table."""
+
+    name: str
+    path: str | None = None
+    table: str | None = None
+    format: str = "parquet"
+    options: Mapping[str, str] = field(default_factory=dict)
+    declared: bool = True  # False when sqlglot found it in the SQL but healer.yml omits it
+
+    @property
+    def location(self) -> str:
+        return self.path if self.path is not None else f"table {self.table}"
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Where the result is published."""
+
+    path: str | None = None
+    table: str | None = None
+    format: str = "parquet"
+    options: Mapping[str, str] = field(default_factory=dict)
+    partition_by: tuple[str, ...] = ()
+
+    @property
+    def location(self) -> str:
+        return self.path if self.path is not None else f"table {self.table}"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One pipeline of a manifest, with paths resolved against the repo root."""
+
+    name: str
+    job: str  # relative to the repo root, as written in healer.yml
+    kind: str  # "sql" or "python"
+    inputs: Mapping[str, InputSpec]
+    output: OutputSpec
+    expectations: str | None
+    root: Path
+    description: str = ""
+
+    @property
+    def job_path(self) -> Path:
+        return self.root / self.job
+
+    @property
+    def expectations_path(self) -> Path | None:
+        return self.root / self.expectations if self.expectations else None
+
+    @property
+    def undeclared_inputs(self) -> list[str]:
+        return sorted(n for n, spec in self.inputs.items() if not spec.declared)
+
+    def job_source(self) -> str:
+        return self.job_path.read_text()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A loaded ``healer.yml``."""
+
+    path: Path
+    pipelines: Mapping[str, Pipeline]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def pipeline(self, name: str) -> Pipeline:
+        """The pipeline called ``name``, or a ConfigError listing the known ones."""
+        try:
+            return self.pipelines[name]
+        except KeyError:
+            known = ", ".join(sorted(self.pipelines)) or "none"
+            raise ConfigError(f"{self.path}: unknown pipeline '{name}' (known: {known})") from None
+
+
+class _Where:
+    """Builds the 'file: pipeline 'x': key' prefix of an error."""
+
+    def __init__(self, path: Path, pipeline: str | None = None):
+        self.path, self.pipeline = path, pipeline
+
+    def error(self, key: str | None, message: str) -> ConfigError:
+        parts = [str(self.path)]
+        if self.pipeline:
+            parts.append(f"pipeline '{self.pipeline}'")
+        if key:
+            parts.append(key)
+        return ConfigError(": ".join(parts) + f": {message}")
+
+
+def interpolate(value: str, env: Mapping[str, str], where: _Where, key: str) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` from ``env``; an undefined variable is an error."""
+
+    def sub(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise where.error(key, f"undefined variable ${{{name}}} (set it in the environment or under 'vars:')")
+
+    return _VAR.sub(sub, value)
+
+
+def load_manifest(repo: str | os.PathLike, env: Mapping[str, str] | None = None) -> Manifest:
+    """Load and validate ``healer.yml`` at the root of ``repo`` (or the file itself)."""
+    path = Path(repo)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    path = path.resolve()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no {MANIFEST_NAME} found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: invalid YAML{at}: {problem}") from None
+    where = _Where(path)
+    if not isinstance(raw, dict):
+        raise where.error(None, "expected a mapping with a 'pipelines' key")
+    _reject_unknown(raw, TOP_KEYS, where, None)
+    variables = raw.get("vars") or {}
+    if not isinstance(variables, dict):
+        raise where.error("vars", "expected a mapping of NAME: value")
+    # The environment wins over defaults written in the manifest.
+    merged = {str(k): str(v) for k, v in variables.items()}
+    merged.update(os.environ if env is None else env)
+    pipelines_raw = raw.get("pipelines")
+    if not isinstance(pipelines_raw, dict) or not pipelines_raw:
+        raise where.error("pipelines", "expected a non-empty mapping of pipeline name to definition")
+    pipelines = {
+        str(name): _load_pipeline(str(name), body, path.parent, _Where(path, str(name)), merged)
+        for name, body in pipelines_raw.items()
+    }
+    return Manifest(path=path, pipelines=pipelines)
+
+
+def _reject_unknown(body: Mapping, allowed: set[str], where: _Where, prefix: str | None) -> None:
+    for key in body:
+        if key not in allowed:
+            full = f"{prefix}.{key}" if prefix else str(key)
+            raise where.error(full, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _load_pipeline(name: str, body: Any, root: Path, where: _Where, env: Mapping[str, str]) -> Pipeline:
+    if not isinstance(body, dict):
+        raise where.error(None, "expected a mapping with job, inputs, output, expectations")
+    _reject_unknown(body, PIPELINE_KEYS, where, None)
+    job = body.get("job")
+    if not isinstance(job, str) or not job:
+        raise where.error("job", "required: a .sql file or a .py module, relative to the repo root")
+    job = interpolate(job, env, where, "job")
+    job_path = (root / job).resolve()
+    if not job_path.is_file():
+        raise where.error("job", f"job file not found: {job_path}")
+    if job_path.suffix == ".sql":
+        kind = "sql"
+    elif job_path.suffix == ".py":
+        kind = "python"
+    else:
+        raise where.error("job", f"unknown job kind '{job_path.suffix}' (expected .sql or .py)")
+
+    inputs: dict[str, InputSpec] = {}
+    raw_inputs = body.get("inputs") or {}
+    if not isinstance(raw_inputs, dict):
+        raise where.error("inputs", "expected a mapping of logical name to {path, format} or {table}")
+    for input_name, spec in raw_inputs.items():
+        inputs[str(input_name)] = _load_input(str(input_name), spec, where, env)
+
+    if kind == "sql":
+        referenced = sql_job_tables(job_path.read_text(), where)
+        for table in referenced:
+            if table not in inputs:
+                inputs[table] = InputSpec(name=table, table=table, declared=False)
+    else:
+        _check_transform(job_path, where)
+        if not inputs:
+            raise where.error("inputs", "a PySpark job must declare its inputs")
+
+    output = _load_output(body.get("output"), where, env)
+    expectations = body.get("expectations")
+    if expectations is not None:
+        if not isinstance(expectations, str):
+            raise where.error("expectations", "expected a path to an expectations YAML file")
+        expectations = interpolate(expectations, env, where, "expectations")
+        if not (root / expectations).is_file():
+            raise where.error("expectations", f"expectations file not found: {(root / expectations).resolve()}")
+    return Pipeline(
+        name=name,
+        job=job,
+        kind=kind,
+        inputs=inputs,
+        output=output,
+        expectations=expectations,
+        root=root,
+        description=str(body.get("description") or ""),
+    )
+
+
+def _location(spec: Mapping, where: _Where, key: str, env: Mapping[str, str], allowed: set[str]):
+    _reject_unknown(spec, allowed, where, key)
+    path, table = spec.get("path"), spec.get("table")
+    if (path is None) == (table is None):
+        raise where.error(key, "give exactly one of 'path' (with 'format') or 'table'")
+    fmt = spec.get("format", "parquet")
+    if fmt not in FORMATS:
+        raise where.error(f"{key}.format", f"unknown format '{fmt}' (expected one of: {', '.join(FORMATS)})")
+    if table is not None and "format" in spec:
+        raise where.error(f"{key}.format", "a catalog table has no format: drop 'format' or use 'path'")
+    options = spec.get("options") or {}
+    if not isinstance(options, dict):
+        raise where.error(f"{key}.options", "expected a mapping of Spark reader/writer options")
+    if path is not None:
+        path = interpolate(str(path), env, where, f"{key}.path")
+        if "://" not in path and not path.startswith("/"):
+            path = str((where.path.parent / path).resolve())  # relative to the repo root, not the cwd
+    if table is not None:
+        table = interpolate(str(table), env, where, f"{key}.table")
+    return path, table, fmt, {str(k): str(v) for k, v in options.items()}
+
+
+def _load_input(name: str, spec: Any, where: _Where, env: Mapping[str, str]) -> InputSpec:
+    key = f"inputs.{name}"
+    if not isinstance(spec, dict):
+        raise where.error(key, "expected {path: ..., format: ...} or {table: ...}")
+    path, table, fmt, options = _location(spec, where, key, env, INPUT_KEYS)
+    return InputSpec(name=name, path=path, table=table, format=fmt, options=options)
+
+
+def _load_output(spec: Any, where: _Where, env: Mapping[str, str]) -> OutputSpec:
+    if not isinstance(spec, dict):
+        raise where.error("output", "required: {path: ..., format: ...} or {table: ...}")
+    path, table, fmt, options = _location(spec, where, "output", env, OUTPUT_KEYS)
+    partition_by = spec.get("partition_by") or []
+    if isinstance(partition_by, str):
+        partition_by = [partition_by]
+    return OutputSpec(path=path, table=table, format=fmt, options=options, partition_by=tuple(partition_by))
+
+
+def sql_job_tables(sql: str, where: _Where | None = None) -> list[str]:
+    """Tables a Spark SQL job reads, found with sqlglot (CTE names excluded).
+
+    Raises ConfigError when the text parses but is not exactly one query. When sqlglot
+    cannot parse it at all, Spark is the judge: the run fails at the job stage with
+    Spark's own error instead.
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, TokenError
+
+    where = where or _Where(Path("<sql>"))
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="spark") if s is not None]
+    except (ParseError, TokenError):
+        return []
+    if len(statements) != 1:
+        raise where.error("job", f"a SQL job must be exactly one SELECT statement (found {len(statements)} statements)")
+    tree = statements[0]
+    if not isinstance(tree, exp.Query):
+        raise where.error("job", f"a SQL job must be a single SELECT query (found {tree.key.upper()})")
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    names: list[str] = []
+    for table in tree.find_all(exp.Table):
+        if not table.name or table.name in ctes:
+            continue
+        full = ".".join(p for p in (table.catalog, table.db, table.name) if p)
+        if full not in names:
+            names.append(full)
+    return names
+
+
+def _check_transform(job_path: Path, where: _Where) -> None:
+    try:
+        tree = ast.parse(job_path.read_text(), filename=str(job_path))
+    except SyntaxError as exc:
+        raise where.error("job", f"Python syntax error in {job_path} line {exc.lineno}: {exc.msg}") from None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "transform":
+            if len(node.args.args) + len(node.args.posonlyargs) < 1:
+                raise where.error("job", f"{job_path}: transform must take the SparkSession: def transform(spark)")
+            return
+    raise where.error("job", f"{job_path}: a PySpark job must define a top-level 'def transform(spark)' returning a DataFrame")

@@ -1,0 +1,191 @@
+"""Write–audit–publish: compute to staging, audit with the expectations, publish atomically.
+
+Every run is recorded in the ledger with its input schemas and output profile, and fails
+at exactly one stage: config, input, job, audit or publish. A failed run never leaves a
+half-written or replaced output.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from healer import config
+from healer.errors import ConfigError, RunFailed
+from healer.expectations import load_expectations, run_expectations
+from healer.ledger import Ledger, RunRecord, utcnow
+from healer.manifest import Manifest, Pipeline, load_manifest
+from healer.runner import io
+from healer.runner.jobs import bound_inputs, compute, describe_error
+from healer.runner.profile import profile, schema_json
+
+STAGES = ("config", "input", "job", "audit", "publish")
+EXIT_CODES = {"config": 2, "input": 3, "job": 4, "audit": 5, "publish": 6}
+
+
+@dataclass
+class RepoState:
+    commit: str | None
+    dirty: bool
+
+
+def repo_state(root: Path) -> RepoState:
+    """The git commit a run used (None outside a git repo) and whether the tree was dirty."""
+    try:
+        import git
+
+        repo = git.Repo(root, search_parent_directories=True)
+        return RepoState(commit=repo.head.commit.hexsha, dirty=repo.is_dirty(untracked_files=False))
+    except Exception:
+        return RepoState(commit=None, dirty=False)
+
+
+def run_pipeline(
+    repo: str | Path,
+    name: str,
+    *,
+    spark=None,
+    ledger: Ledger | None = None,
+    env: Mapping[str, str] | None = None,
+    context: dict | None = None,
+    check: bool = True,
+) -> RunRecord:
+    """Run one pipeline of the repo's healer.yml and record it.
+
+    Returns the run record; raises RunFailed (with ``.stage`` and ``.run``) on failure
+    unless ``check`` is False.
+    """
+    from healer.expectations import preload
+    from healer.runner.session import get_spark
+
+    if spark is None:
+        preload()
+    ledger = ledger or Ledger()
+    root = Path(repo).resolve()
+    state = repo_state(root)
+    record = RunRecord(pipeline=name, repo=str(root), commit=state.commit, dirty=state.dirty,
+                       context=dict(context or {}), started_at=utcnow())
+    ledger.start_run(record)
+    t0 = time.monotonic()
+    try:
+        try:
+            manifest = load_manifest(root, env)
+            pipeline = manifest.pipeline(name)
+            expectations = load_expectations(pipeline.expectations_path) if pipeline.expectations else []
+        except ConfigError as exc:
+            return _fail(ledger, record, "config", str(exc), "ConfigError", t0, check)
+        spark = spark or get_spark()
+        _run_stages(spark, manifest, pipeline, expectations, record, ledger, t0, check)
+        return record
+    finally:
+        if record.status == "running":  # an unexpected error: never leave a run dangling
+            record.status, record.stage = "failed", record.stage or "config"
+            record.error_class = record.error_class or "InternalError"
+            record.error_message = record.error_message or "the run stopped on an unexpected error"
+            record.finished_at = utcnow()
+            ledger.finish_run(record)
+
+
+def _run_stages(spark, manifest: Manifest, pipeline: Pipeline, expectations, record: RunRecord, ledger, t0, check):
+    run_key = uuid.uuid4().hex[:10]
+    record.output_location = pipeline.output.location
+    # input: read every input, snapshot its schema and a bounded profile
+    frames = {}
+    record.stage = "input"
+    for spec in pipeline.inputs.values():
+        record.input_locations[spec.name] = spec.location
+        try:
+            df = io.read_input(spark, spec)
+            record.input_schemas[spec.name] = schema_json(df)
+        except io.MissingInput as exc:
+            return _fail(ledger, record, "input", str(exc), "INPUT_NOT_FOUND", t0, check,
+                         params={"input": spec.name, "location": spec.location})
+        except Exception as exc:
+            info = describe_error(exc)
+            return _fail(ledger, record, "input", f"input '{spec.name}': {info.first_line}", info.error_class, t0,
+                         check, params=info.params, traceback=info.traceback)
+        frames[spec.name] = df
+    for name, df in frames.items():
+        try:
+            record.input_profiles[name] = profile(df, row_limit=config.profile_sample_rows())
+        except Exception:  # a profile is evidence, not a reason to fail the run
+            pass
+
+    staged = io.staging_path(pipeline.output, run_key) if pipeline.output.path else None
+    staged_table = f"{pipeline.output.table}__healer_staging_{run_key}" if pipeline.output.table else None
+    try:
+        # job: compute and write the result to staging
+        record.stage = "job"
+        with bound_inputs(spark, frames):
+            try:
+                result = compute(spark, pipeline)
+                if staged:
+                    io.write_frame(result, staged, pipeline.output.format, pipeline.output.options,
+                                   pipeline.output.partition_by)
+                else:
+                    result.write.mode("errorifexists").saveAsTable(staged_table)
+            except Exception as exc:
+                info = describe_error(exc)
+                return _fail(ledger, record, "job", f"{pipeline.job}: {info.first_line}", info.error_class, t0, check,
+                             params=info.params, traceback=info.traceback, message=info.message)
+        # audit: exactly the staged data that would be published
+        record.stage = "audit"
+        staged_df = (io.read_input(spark, _staged_input(staged, pipeline)) if staged else spark.table(staged_table))
+        record.output_schema = schema_json(staged_df)
+        record.output_profile = profile(staged_df)
+        record.row_count = record.output_profile["row_count"]
+        audit = run_expectations(staged_df, expectations)
+        if not audit.success:
+            record.failed_expectations = [r.__dict__ for r in audit.failed]
+            return _fail(ledger, record, "audit", f"expectations failed: {audit.summary()}", "EXPECTATIONS_FAILED",
+                         t0, check, params={"failed": str(len(audit.failed))})
+        # publish: swap the staged result into place
+        record.stage = "publish"
+        try:
+            if staged:
+                io.publish_path(spark, staged, pipeline.output, run_key)
+            else:
+                io.publish_table(spark, staged_table, pipeline.output, run_key)
+            staged = staged_table = None
+        except Exception as exc:
+            info = describe_error(exc)
+            return _fail(ledger, record, "publish", f"publish to {pipeline.output.location}: {info.first_line}",
+                         info.error_class, t0, check, params=info.params, traceback=info.traceback)
+    finally:
+        _drop_staging(spark, staged, staged_table)
+    record.status, record.stage = "success", None
+    record.finished_at, record.duration_s = utcnow(), time.monotonic() - t0
+    ledger.finish_run(record)
+    return record
+
+
+def _staged_input(path: str, pipeline: Pipeline):
+    from healer.manifest import InputSpec
+
+    return InputSpec(name="staged", path=path, format=pipeline.output.format)
+
+
+def _drop_staging(spark, staged: str | None, staged_table: str | None) -> None:
+    try:
+        if staged:
+            io.delete_path(spark, staged)
+        if staged_table:
+            spark.sql(f"DROP TABLE IF EXISTS {staged_table}")
+    except Exception:
+        pass
+
+
+def _fail(ledger, record: RunRecord, stage: str, line: str, error_class: str, t0: float, check: bool, *,
+          params=None, traceback=None, message=None) -> RunRecord:
+    record.status, record.stage = "failed", stage
+    record.error_class, record.error_params = error_class, params or {}
+    record.error_message = message or line
+    record.traceback = traceback
+    record.finished_at, record.duration_s = utcnow(), time.monotonic() - t0
+    ledger.finish_run(record)
+    if check:
+        raise RunFailed(f"{record.pipeline}: {stage} failed: {line}", stage=stage, run=record)
+    return record

@@ -1,0 +1,1 @@
+"""Example retail pipelines and their seeded data generator."""

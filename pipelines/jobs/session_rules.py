@@ -1,0 +1,3 @@
+"""Business rules shared by the session jobs."""
+
+SESSION_GAP_DAYS = 30
