@@ -21,8 +21,7 @@ $(BIN)/healer: setup.cfg requirements.lock
 install: $(BIN)/healer
 
 java:
-	@$(PY) -c "import sys; sys.path.insert(0, '.'); from healer.runner.session import check_java; from healer.errors import EnvironmentProblem; \
-	exec('try:\n check_java()\nexcept EnvironmentProblem as e:\n print(\"healer:\", e); sys.exit(1)')"
+	@PYTHONPATH=. $(PY) -m healer.runner.session
 
 demo: java install
 	$(BIN)/healer demo

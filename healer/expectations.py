@@ -197,6 +197,8 @@ def load_expectations(path: str | Path) -> list[Expectation]:
 
 def preload() -> None:
     """Import Great Expectations in the background (it takes seconds) while Spark starts."""
+    import pyspark.sql  # noqa: F401  -- GX imports pyspark too; two threads importing it at once deadlock
+
     threading.Thread(target=lambda: __import__("great_expectations"), daemon=True, name="healer-gx-import").start()
 
 

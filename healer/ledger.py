@@ -49,6 +49,59 @@ runs = sa.Table(
     sa.Column("duration_s", sa.Float),
 )
 
+heals = sa.Table(
+    "heals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, index=True),
+    sa.Column("pipeline", sa.String(200), nullable=False, index=True),
+    sa.Column("repo", sa.Text),
+    sa.Column("fingerprint", sa.String(64), index=True),
+    sa.Column("category", sa.String(50)),
+    sa.Column("status", sa.String(20), nullable=False),  # running | proposed | declined | skipped | error
+    sa.Column("reason", sa.Text),
+    sa.Column("fixer", sa.String(100)),
+    sa.Column("branch", sa.String(300)),
+    sa.Column("pr_id", sa.Integer),
+    sa.Column("outcome", sa.JSON),  # the whole outcome as `healer heal --json` prints it
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+
+candidates = sa.Table(
+    "candidates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("heal_id", sa.Integer, index=True, nullable=False),
+    sa.Column("fixer", sa.String(100)),
+    sa.Column("title", sa.Text),
+    sa.Column("confidence", sa.Float),
+    sa.Column("patch", sa.JSON),
+    sa.Column("verdict", sa.JSON),
+    sa.Column("passed", sa.Boolean),
+)
+
+prs = sa.Table(
+    "prs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("forge", sa.String(20), nullable=False),  # local | github | gitlab
+    sa.Column("number", sa.String(50)),  # the forge's own id, when it has one
+    sa.Column("url", sa.Text),
+    sa.Column("heal_id", sa.Integer),
+    sa.Column("pipeline", sa.String(200)),
+    sa.Column("fingerprint", sa.String(64), index=True),
+    sa.Column("remote", sa.Text),
+    sa.Column("branch", sa.String(300)),
+    sa.Column("base", sa.String(300)),
+    sa.Column("title", sa.Text),
+    sa.Column("body", sa.Text),
+    sa.Column("draft", sa.Boolean, default=False),
+    sa.Column("status", sa.String(20), nullable=False),  # open | merged | closed
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+)
+
 
 @dataclass
 class RunRecord:
@@ -144,6 +197,37 @@ class Ledger:
         with self._connect() as conn:
             row = conn.execute(q.order_by(runs.c.id.desc()).limit(1)).mappings().first()
         return _run(row) if row else None
+
+    def last_failure(self, pipeline: str, repo: str | None = None) -> RunRecord | None:
+        """The newest failed run of a pipeline."""
+        found = self.runs(pipeline=pipeline, status="failed", limit=1, repo=repo)
+        return found[0] if found else None
+
+    # -- heals, candidates, pull requests -----------------------------------------------
+    def insert(self, table: sa.Table, **values) -> int:
+        """Insert a row into one of the heal tables and return its id."""
+        with self._begin() as conn:
+            return conn.execute(table.insert().values(**values)).inserted_primary_key[0]
+
+    def update(self, table: sa.Table, row_id: int, **values) -> None:
+        with self._begin() as conn:
+            conn.execute(table.update().where(table.c.id == row_id).values(**values))
+
+    def get(self, table: sa.Table, row_id: int) -> dict | None:
+        with self._connect() as conn:
+            row = conn.execute(sa.select(table).where(table.c.id == row_id)).mappings().first()
+        return dict(row) if row else None
+
+    def select(self, table: sa.Table, *where, order_desc: bool = True, limit: int = 100) -> list[dict]:
+        q = sa.select(table).where(*where).limit(limit)
+        q = q.order_by(table.c.id.desc() if order_desc else table.c.id)
+        with self._connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def open_pr_for(self, fingerprint: str) -> dict | None:
+        """The open pull request already proposed for a failure fingerprint, if any."""
+        found = self.select(prs, prs.c.fingerprint == fingerprint, prs.c.status == "open", limit=1)
+        return found[0] if found else None
 
     # -- plumbing -----------------------------------------------------------------------
     def _connect(self):

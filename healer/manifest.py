@@ -138,8 +138,13 @@ def interpolate(value: str, env: Mapping[str, str], where: _Where, key: str) -> 
     return _VAR.sub(sub, value)
 
 
-def load_manifest(repo: str | os.PathLike, env: Mapping[str, str] | None = None) -> Manifest:
-    """Load and validate ``healer.yml`` at the root of ``repo`` (or the file itself)."""
+def load_manifest(repo: str | os.PathLike, env: Mapping[str, str] | None = None,
+                  data_root: str | os.PathLike | None = None) -> Manifest:
+    """Load and validate ``healer.yml`` at the root of ``repo`` (or the file itself).
+
+    Relative data paths resolve against the manifest's folder, or ``data_root`` when given
+    (a healer workspace is a clone elsewhere, but the data is where the pipeline ran).
+    """
     path = Path(repo)
     if path.is_dir():
         path = path / MANIFEST_NAME
@@ -154,6 +159,7 @@ def load_manifest(repo: str | os.PathLike, env: Mapping[str, str] | None = None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: invalid YAML{at}: {problem}") from None
     where = _Where(path)
+    data_base = Path(data_root).resolve() if data_root else path.parent
     if not isinstance(raw, dict):
         raise where.error(None, "expected a mapping with a 'pipelines' key")
     _reject_unknown(raw, TOP_KEYS, where, None)
@@ -167,7 +173,7 @@ def load_manifest(repo: str | os.PathLike, env: Mapping[str, str] | None = None)
     if not isinstance(pipelines_raw, dict) or not pipelines_raw:
         raise where.error("pipelines", "expected a non-empty mapping of pipeline name to definition")
     pipelines = {
-        str(name): _load_pipeline(str(name), body, path.parent, _Where(path, str(name)), merged)
+        str(name): _load_pipeline(str(name), body, path.parent, _Where(path, str(name)), merged, data_base)
         for name, body in pipelines_raw.items()
     }
     return Manifest(path=path, pipelines=pipelines)
@@ -180,7 +186,7 @@ def _reject_unknown(body: Mapping, allowed: set[str], where: _Where, prefix: str
             raise where.error(full, f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
-def _load_pipeline(name: str, body: Any, root: Path, where: _Where, env: Mapping[str, str]) -> Pipeline:
+def _load_pipeline(name: str, body: Any, root: Path, where: _Where, env: Mapping[str, str], data_base: Path) -> Pipeline:
     if not isinstance(body, dict):
         raise where.error(None, "expected a mapping with job, inputs, output, expectations")
     _reject_unknown(body, PIPELINE_KEYS, where, None)
@@ -203,7 +209,7 @@ def _load_pipeline(name: str, body: Any, root: Path, where: _Where, env: Mapping
     if not isinstance(raw_inputs, dict):
         raise where.error("inputs", "expected a mapping of logical name to {path, format} or {table}")
     for input_name, spec in raw_inputs.items():
-        inputs[str(input_name)] = _load_input(str(input_name), spec, where, env)
+        inputs[str(input_name)] = _load_input(str(input_name), spec, where, env, data_base)
 
     if kind == "sql":
         referenced = sql_job_tables(job_path.read_text(), where)
@@ -215,7 +221,7 @@ def _load_pipeline(name: str, body: Any, root: Path, where: _Where, env: Mapping
         if not inputs:
             raise where.error("inputs", "a PySpark job must declare its inputs")
 
-    output = _load_output(body.get("output"), where, env)
+    output = _load_output(body.get("output"), where, env, data_base)
     expectations = body.get("expectations")
     if expectations is not None:
         if not isinstance(expectations, str):
@@ -235,7 +241,7 @@ def _load_pipeline(name: str, body: Any, root: Path, where: _Where, env: Mapping
     )
 
 
-def _location(spec: Mapping, where: _Where, key: str, env: Mapping[str, str], allowed: set[str]):
+def _location(spec: Mapping, where: _Where, key: str, env: Mapping[str, str], allowed: set[str], data_base: Path):
     _reject_unknown(spec, allowed, where, key)
     path, table = spec.get("path"), spec.get("table")
     if (path is None) == (table is None):
@@ -251,24 +257,24 @@ def _location(spec: Mapping, where: _Where, key: str, env: Mapping[str, str], al
     if path is not None:
         path = interpolate(str(path), env, where, f"{key}.path")
         if "://" not in path and not path.startswith("/"):
-            path = str((where.path.parent / path).resolve())  # relative to the repo root, not the cwd
+            path = str((data_base / path).resolve())  # relative to the repo root, not the cwd
     if table is not None:
         table = interpolate(str(table), env, where, f"{key}.table")
     return path, table, fmt, {str(k): str(v) for k, v in options.items()}
 
 
-def _load_input(name: str, spec: Any, where: _Where, env: Mapping[str, str]) -> InputSpec:
+def _load_input(name: str, spec: Any, where: _Where, env: Mapping[str, str], data_base: Path) -> InputSpec:
     key = f"inputs.{name}"
     if not isinstance(spec, dict):
         raise where.error(key, "expected {path: ..., format: ...} or {table: ...}")
-    path, table, fmt, options = _location(spec, where, key, env, INPUT_KEYS)
+    path, table, fmt, options = _location(spec, where, key, env, INPUT_KEYS, data_base)
     return InputSpec(name=name, path=path, table=table, format=fmt, options=options)
 
 
-def _load_output(spec: Any, where: _Where, env: Mapping[str, str]) -> OutputSpec:
+def _load_output(spec: Any, where: _Where, env: Mapping[str, str], data_base: Path) -> OutputSpec:
     if not isinstance(spec, dict):
         raise where.error("output", "required: {path: ..., format: ...} or {table: ...}")
-    path, table, fmt, options = _location(spec, where, "output", env, OUTPUT_KEYS)
+    path, table, fmt, options = _location(spec, where, "output", env, OUTPUT_KEYS, data_base)
     partition_by = spec.get("partition_by") or []
     if isinstance(partition_by, str):
         partition_by = [partition_by]

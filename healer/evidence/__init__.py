@@ -1,0 +1,135 @@
+"""Evidence: what a careful engineer looks at, gathered once and shared by every fixer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from healer.evidence.history import CommitInfo, recent_commits
+from healer.evidence.lineage import Lineage, python_lineage, sql_lineage
+from healer.evidence.schema import InputDiff, RenameCandidate, diff_inputs
+from healer.failure import Failure
+from healer.ledger import RunRecord
+from healer.manifest import Pipeline
+
+__all__ = ["Evidence", "gather", "InputDiff", "RenameCandidate", "Lineage", "CommitInfo"]
+
+
+@dataclass
+class Evidence:
+    """Everything fixers may read about one failure."""
+
+    failure: Failure
+    pipeline: Pipeline  # as declared at the failed commit, rooted in the workspace
+    job_source: str
+    last_good: RunRecord | None
+    current_schemas: dict  # input -> Spark schema JSON (None when the input is missing)
+    current_profiles: dict  # input -> profile of a bounded sample
+    diffs: list[InputDiff]
+    lineage: Lineage
+    commits: list[CommitInfo]
+    samples: dict = field(default_factory=dict)  # input -> a few rows (dicts), untrusted
+    expectations: list = field(default_factory=list)
+    values: dict = field(default_factory=dict)  # (input, column) -> distinct values of retyped columns
+
+    @property
+    def changed(self) -> list[InputDiff]:
+        return [d for d in self.diffs if d.changed]
+
+    def diff_for(self, input_name: str) -> InputDiff | None:
+        return next((d for d in self.diffs if d.input == input_name), None)
+
+    def renames(self) -> list[RenameCandidate]:
+        return [r for d in self.diffs for r in d.renames]
+
+    def affected_outputs(self) -> list[str]:
+        sources = {f"{d.input}.{c}" for d in self.changed for c in [*d.dropped, *d.retyped]}
+        return self.lineage.affected_by(sources)
+
+    def render(self) -> str:
+        """A plain-text report, for the terminal and for logs."""
+        f = self.failure
+        lines = [
+            f"failure: {f.pipeline} failed at {f.stage}: {f.error_class} ({f.describe()})",
+            f"  message: {(f.message or '').splitlines()[0][:300] if f.message else ''}",
+            f"  commit: {f.commit or 'unknown'}  fingerprint: {f.fingerprint}",
+            f"last good run: {self.last_good.id if self.last_good else 'none recorded'}",
+        ]
+        if self.changed:
+            lines.append("schema drift since the last good run:")
+            for d in self.changed:
+                for row in d.rows():
+                    lines.append("  " + "  ".join(x for x in row if x))
+        else:
+            lines.append("schema drift since the last good run: none")
+        affected = self.affected_outputs()
+        if affected:
+            lines.append(f"output columns affected: {', '.join(affected)}")
+        if self.commits:
+            lines.append("recent commits to the job:")
+            lines += [f"  {c.sha[:10]} {c.date[:10]} {c.author}: {c.subject[:100]}" for c in self.commits]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "failure": self.failure.to_json(),
+            "last_good_run": self.last_good.id if self.last_good else None,
+            "diffs": [d.to_json() for d in self.changed],
+            "lineage": self.lineage.to_json(),
+            "affected_outputs": self.affected_outputs(),
+            "commits": [c.__dict__ for c in self.commits],
+        }
+
+
+def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | None, repo=None,
+           expectations=None, sample_rows: int = 5, profile_rows: int = 10000) -> Evidence:
+    """Read the inputs as they are now and compare them with the last good run."""
+    from healer.runner import io
+    from healer.runner.profile import profile, schema_json
+
+    current_schemas, current_profiles, samples = {}, {}, {}
+    for spec in pipeline.inputs.values():
+        try:
+            df = io.read_input(spark, spec)
+        except io.MissingInput:
+            current_schemas[spec.name] = None
+            continue
+        current_schemas[spec.name] = schema_json(df)
+        try:
+            current_profiles[spec.name] = profile(df, row_limit=profile_rows)
+            samples[spec.name] = [r.asDict() for r in df.limit(sample_rows).collect()]
+        except Exception:  # a column that no longer reads is evidence too, not a crash
+            pass
+    old_schemas = last_good.input_schemas if last_good else {}
+    old_profiles = last_good.input_profiles if last_good else {}
+    diffs = diff_inputs(old_schemas or {}, current_schemas, old_profiles, current_profiles)
+    values = {}
+    for d in diffs:
+        for col in d.retyped:
+            try:
+                df = io.read_input(spark, pipeline.inputs[d.input])
+                rows = df.select(col).where(f"`{col}` IS NOT NULL").distinct().limit(2000).collect()
+                values[(d.input, col)] = [r[0] for r in rows]
+            except Exception:
+                pass
+    source = pipeline.job_source()
+    schemas_for_lineage = old_schemas or {k: v for k, v in current_schemas.items() if v}
+    outputs = _output_columns(last_good)
+    if pipeline.kind == "sql":
+        lineage = sql_lineage(source, schemas_for_lineage, outputs or None)
+    else:
+        lineage = python_lineage(source, schemas_for_lineage, outputs)
+    commits = []
+    if repo is not None:
+        paths = [pipeline.job] + ([pipeline.expectations] if pipeline.expectations else [])
+        commits = recent_commits(repo, paths, rev=failure.commit or "HEAD")
+    return Evidence(failure=failure, pipeline=pipeline, job_source=source, last_good=last_good,
+                    current_schemas=current_schemas, current_profiles=current_profiles, diffs=diffs,
+                    lineage=lineage, commits=commits, samples=samples, expectations=list(expectations or []),
+                    values=values)
+
+
+def _output_columns(last_good: RunRecord | None) -> list[str]:
+    if not last_good or not last_good.output_schema:
+        return []
+    return [f["name"] for f in last_good.output_schema.get("fields", [])]
+

@@ -1,0 +1,26 @@
+"""Fixers: deterministic rules first (free, fast, explainable), then the model."""
+
+from __future__ import annotations
+
+from healer.fixers.base import FileEdit, Fixer, Patch
+from healer.fixers.rules.renamed_column import RenamedColumn
+from healer.fixers.rules.retyped_column import RetypedColumn
+
+__all__ = ["FileEdit", "Fixer", "Patch", "default_fixers", "propose_all"]
+
+
+def default_fixers() -> list[Fixer]:
+    """The rule fixers, in the order they are tried."""
+    return [RenamedColumn(), RetypedColumn()]
+
+
+def propose_all(evidence, fixers: list[Fixer] | None = None) -> tuple[list[Patch], list[str]]:
+    """Every fixer's candidates, best first, plus notes on fixers that raised."""
+    patches, notes = [], []
+    for fixer in fixers if fixers is not None else default_fixers():
+        try:
+            patches.extend(fixer.propose(evidence))
+        except Exception as exc:  # one broken fixer must not sink the heal
+            notes.append(f"{fixer.name} failed: {type(exc).__name__}: {exc}")
+    patches.sort(key=lambda p: -p.confidence)
+    return patches, notes

@@ -107,3 +107,16 @@ def publish_table(spark, staged_table: str, output: OutputSpec, run_key: str) ->
         raise
     if had_previous:
         spark.sql(f"DROP TABLE IF EXISTS {backup}")
+
+
+def listing(spark, path: str) -> list[tuple[str, int, int]]:
+    """(file, size, modification time) of every file under a path: a fingerprint of its state."""
+    if not path_exists(spark, path):
+        return []
+    fs, jpath, _ = _fs(spark, path)
+    out = []
+    files = fs.listFiles(jpath, True)
+    while files.hasNext():
+        status = files.next()
+        out.append((status.getPath().toString(), status.getLen(), status.getModificationTime()))
+    return sorted(out)

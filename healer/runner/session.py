@@ -42,6 +42,16 @@ def check_java() -> None:
         raise EnvironmentProblem(f"Java {version} found: Spark 4 needs Java 17+; {JAVA_HINT}")
 
 
+def main() -> int:
+    """``python -m healer.runner.session``: exit 1 with one line when Java will not do."""
+    try:
+        check_java()
+    except EnvironmentProblem as exc:
+        print(f"healer: {exc}")
+        return 1
+    return 0
+
+
 def quiet_python_logging() -> None:
     """Silence pyspark's Python-side loggers that repeat every SQL error with its context."""
     for name in ("SQLQueryContextLogger", "py4j", "py4j.clientserver", "great_expectations"):
@@ -96,3 +106,7 @@ def _python() -> str:
     import sys
 
     return sys.executable
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""`healer heal`, `healer prs`, `healer pr show|merge|close`, `healer demo`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _cmd_heal(args) -> int:
+    from healer.heal import heal
+
+    if not args.pipeline and args.failure is None:
+        print("healer: heal needs --pipeline NAME or --failure ID", file=sys.stderr)
+        return 1
+    log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+    outcome = heal(args.repo, args.pipeline, args.failure, dry_run=args.dry_run, log=log)
+    if args.json:
+        print(json.dumps(outcome.to_json(), default=str))
+    else:
+        print(f"{outcome.status}: {outcome.reason}")
+        if outcome.pr:
+            print(f"pull request #{outcome.pr} on branch {outcome.branch}: healer pr show {outcome.pr}")
+    return outcome.exit_code
+
+
+def _forge():
+    from healer.forges import LocalForge
+    from healer.ledger import Ledger
+
+    return LocalForge(Ledger())
+
+
+def _cmd_prs(args) -> int:
+    prs = _forge().list(status=None if args.all else "open")
+    if not prs:
+        print("no pull requests" if args.all else "no open pull requests")
+    for pr in prs:
+        print(pr.one_line())
+    return 0
+
+
+def _cmd_pr(args) -> int:
+    forge = _forge()
+    if args.action == "show":
+        pr = forge.get(args.id)
+        print(pr.one_line())
+        print(f"remote: {pr.remote}\n")
+        print(pr.body)
+    elif args.action == "merge":
+        print(forge.merge(args.id).one_line())
+    else:
+        print(forge.close(args.id).one_line())
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from healer.demo import run_demo
+
+    return run_demo(rows=args.rows, keep=args.keep)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("heal", help="heal the latest failure of a pipeline: evidence, fix, sandbox, pull request")
+    p.add_argument("--repo", default=".", help="the pipeline repo (holding healer.yml); default: .")
+    p.add_argument("--pipeline", help="the pipeline whose latest failed run to heal")
+    p.add_argument("--failure", type=int, help="the id of a recorded failed run (see `healer runs`)")
+    p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    p.add_argument("--dry-run", action="store_true", help="validate in the sandbox, push nothing, open no PR")
+    p.set_defaults(func=_cmd_heal)
+
+    p = sub.add_parser("prs", help="list pull requests on the local forge")
+    p.add_argument("--all", action="store_true", help="include merged and closed ones")
+    p.set_defaults(func=_cmd_prs)
+
+    p = sub.add_parser("pr", help="show, merge or close a pull request on the local forge")
+    p.add_argument("action", choices=["show", "merge", "close"])
+    p.add_argument("id", type=int)
+    p.set_defaults(func=_cmd_pr)
+
+    p = sub.add_parser("demo", help="watch a pipeline break upstream and get healed, end to end")
+    p.add_argument("--rows", type=int, default=50000, help="order lines of generated data (default 50000)")
+    p.add_argument("--keep", action="store_true", help="keep the demo directory afterwards")
+    p.set_defaults(func=_cmd_demo)

@@ -1,0 +1,169 @@
+"""The Failure record, triage into a small taxonomy, and fingerprints.
+
+Triage reads Spark's error condition and message parameters first and the message text
+only as a fallback, so a reworded message does not change the class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+
+from healer.ledger import RunRecord
+
+# category -> Spark error conditions (prefixes) that mean it
+CONDITIONS: dict[str, tuple[str, ...]] = {
+    "unresolved_column": ("UNRESOLVED_COLUMN", "UNRESOLVED_FIELD", "FIELD_NOT_FOUND", "UNRESOLVED_MAP_KEY",
+                          "AMBIGUOUS_REFERENCE", "INVALID_EXTRACT_FIELD"),
+    "missing_table": ("TABLE_OR_VIEW_NOT_FOUND", "PATH_NOT_FOUND", "INPUT_NOT_FOUND"),
+    "type_cast": ("CAST_INVALID_INPUT", "CANNOT_PARSE_TIMESTAMP", "CAST_OVERFLOW", "NUMERIC_VALUE_OUT_OF_RANGE",
+                  "DATETIME_FIELD_OUT_OF_BOUNDS", "INVALID_FORMAT", "CANNOT_PARSE_DECIMAL", "ARITHMETIC_OVERFLOW"),
+    "datatype_mismatch": ("DATATYPE_MISMATCH", "INCOMPATIBLE_DATA_FOR_TABLE", "INVALID_ARRAY_INDEX"),
+    "divide_by_zero": ("DIVIDE_BY_ZERO", "INTERVAL_DIVIDED_BY_ZERO"),
+    "parse": ("PARSE_SYNTAX_ERROR", "PARSE_EMPTY_STATEMENT", "UNCLOSED_BRACKETED_COMMENT", "INVALID_IDENTIFIER"),
+    "expectation": ("EXPECTATIONS_FAILED",),
+}
+
+# Infrastructure trouble that a code change cannot fix: left to Airflow's retries.
+TRANSIENT = re.compile(
+    r"ExecutorLostFailure|Lost executor|OutOfMemoryError|SparkOutOfMemoryError|FetchFailed|"
+    r"Connection refused|Connection reset|ConnectException|SocketTimeout|timed out|TimeoutException|"
+    r"Py4JNetworkError|UnknownHostException|Broken pipe|No space left on device|"
+    r"Container killed|SparkContext was shut down|too many open files|ServiceUnavailable|Throttling|SlowDown",
+    re.IGNORECASE,
+)
+
+CATEGORY_WORDS = {
+    "unresolved_column": "a column the job reads no longer resolves",
+    "missing_table": "an input table or path is missing",
+    "type_cast": "values no longer cast to the type the job expects",
+    "datatype_mismatch": "an input column has a type the job cannot use",
+    "divide_by_zero": "a division by zero",
+    "parse": "the job's SQL does not parse",
+    "expectation": "the output failed its expectations",
+    "transient": "transient infrastructure trouble",
+    "config": "the pipeline's configuration is invalid",
+    "unknown": "an unclassified error",
+}
+
+
+@dataclass
+class Failure:
+    """One failed pipeline run, normalized whatever reported it."""
+
+    pipeline: str
+    repo: str
+    stage: str
+    error_class: str
+    message: str
+    commit: str | None = None
+    dirty: bool = False
+    run_id: int | None = None
+    params: dict = field(default_factory=dict)
+    traceback: str | None = None
+    failed_expectations: list = field(default_factory=list)
+    context: dict = field(default_factory=dict)  # airflow ids, try number, log url
+    category: str = "unknown"
+    key_objects: list[str] = field(default_factory=list)
+
+    @property
+    def transient(self) -> bool:
+        return self.category == "transient"
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable id of the cause: pipeline + category + key objects."""
+        text = "|".join([self.pipeline, self.category, *sorted(self.key_objects)])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def short_fingerprint(self) -> str:
+        return self.fingerprint[:8]
+
+    def describe(self) -> str:
+        return CATEGORY_WORDS.get(self.category, self.category)
+
+    def retries_left(self) -> bool:
+        """True when Airflow will try this task again (so the heal waits for the last try)."""
+        try_number = self.context.get("try_number")
+        max_tries = self.context.get("max_tries")
+        return try_number is not None and max_tries is not None and int(try_number) <= int(max_tries)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.update(fingerprint=self.fingerprint, transient=self.transient)
+        return data
+
+
+def from_run(run: RunRecord) -> Failure:
+    """The Failure of a recorded failed run, classified."""
+    failure = Failure(
+        pipeline=run.pipeline,
+        repo=run.repo,
+        stage=run.stage or "job",
+        error_class=run.error_class or "unknown",
+        message=run.error_message or "",
+        commit=run.commit,
+        dirty=bool(run.dirty),
+        run_id=run.id,
+        params=dict(run.error_params or {}),
+        traceback=run.traceback,
+        failed_expectations=list(run.failed_expectations or []),
+        context=dict(run.context or {}),
+    )
+    return classify(failure)
+
+
+def from_text(pipeline: str, repo: str, error_text: str, stage: str = "job", **context) -> Failure:
+    """A Failure from an error message alone (a log line, a pasted traceback)."""
+    match = re.search(r"\[([A-Z][A-Z0-9_]+(?:\.[A-Z0-9_]+)*)\]", error_text)
+    failure = Failure(pipeline=pipeline, repo=repo, stage=stage, error_class=match.group(1) if match else "unknown",
+                      message=error_text, context=context)
+    return classify(failure)
+
+
+def classify(failure: Failure) -> Failure:
+    """Set category and key objects from the error condition, parameters and stage."""
+    condition = failure.error_class or ""
+    text = f"{condition} {failure.message}"
+    if failure.stage == "config":
+        failure.category = "config"
+    elif TRANSIENT.search(text) and not _condition_category(condition):
+        failure.category = "transient"
+    else:
+        failure.category = _condition_category(condition) or _message_category(failure.message) or "unknown"
+    failure.key_objects = _key_objects(failure)
+    return failure
+
+
+def _condition_category(condition: str) -> str | None:
+    for category, prefixes in CONDITIONS.items():
+        if any(condition.startswith(p) for p in prefixes):
+            return category
+    return None
+
+
+def _message_category(message: str) -> str | None:
+    match = re.search(r"\[([A-Z][A-Z0-9_]+(?:\.[A-Z0-9_]+)*)\]", message or "")
+    return _condition_category(match.group(1)) if match else None
+
+
+def _unquote(name: str) -> str:
+    return name.replace("`", "").strip()
+
+
+def _key_objects(failure: Failure) -> list[str]:
+    p = failure.params
+    if failure.category == "unresolved_column":
+        return [_unquote(p.get("objectName", p.get("fieldName", "")))] if p else []
+    if failure.category == "missing_table":
+        return [p.get("input") or _unquote(p.get("relationName", "")) or p.get("path", "")]
+    if failure.category == "expectation":
+        return sorted({f"{e.get('kind')}:{e.get('column') or ''}" for e in failure.failed_expectations})
+    if failure.category in ("type_cast", "datatype_mismatch"):
+        keys = [p.get(k) for k in ("expression", "sourceType", "targetType", "func", "sqlExpr") if p.get(k)]
+        return [k if len(k) < 80 else k[:80] for k in keys]
+    if failure.category == "transient":
+        return []
+    return [failure.error_class]

@@ -1,0 +1,98 @@
+"""PySpark edits driven by the module's syntax tree.
+
+Jobs read inputs with ``spark.table("<logical name>")``; a repair that changes how an
+input is read (rename a column back, parse a retyped one) wraps that call, so the rest of
+the job sees the input exactly as it looked at the last good run.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+
+
+def _offsets(source: str) -> list[int]:
+    starts, total = [], 0
+    for line in source.splitlines(True):
+        starts.append(total)
+        total += len(line.encode("utf-8"))
+    return starts
+
+
+def _span(source: str, node: ast.AST) -> Span:
+    # ast gives byte offsets per line; convert through utf-8 to character offsets.
+    starts = _offsets(source)
+    data = source.encode("utf-8")
+    start = starts[node.lineno - 1] + node.col_offset
+    end = starts[node.end_lineno - 1] + node.end_col_offset
+    return Span(len(data[:start].decode("utf-8")), len(data[:end].decode("utf-8")))
+
+
+def table_reads(source: str, input_name: str) -> list[Span]:
+    """Spans of ``<x>.table("input_name")`` calls (``spark.table``, ``spark.read.table``)."""
+    tree = ast.parse(source)
+    spans = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "table"
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == input_name):
+            spans.append(_span(source, node))
+    return sorted(spans, key=lambda s: s.start)
+
+
+def wrap_reads(source: str, input_name: str, suffix: str) -> str | None:
+    """Append ``suffix`` (e.g. ``.withColumnRenamed("a", "b")``) to every read of the input."""
+    spans = table_reads(source, input_name)
+    if not spans:
+        return None
+    out, last = [], 0
+    for span in spans:
+        out += [source[last:span.end], suffix]
+        last = span.end
+    out.append(source[last:])
+    return "".join(out)
+
+
+def functions_alias(source: str) -> str | None:
+    """The name ``pyspark.sql.functions`` is imported as, if it is."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module == "pyspark.sql":
+            for a in node.names:
+                if a.name == "functions":
+                    return a.asname or a.name
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name == "pyspark.sql.functions" and a.asname:
+                    return a.asname
+    return None
+
+
+def ensure_functions_import(source: str) -> tuple[str, str]:
+    """(source, alias): adds ``from pyspark.sql import functions as F`` after the imports if missing."""
+    alias = functions_alias(source)
+    if alias:
+        return source, alias
+    tree = ast.parse(source)
+    last_import = max((n.end_lineno for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))), default=0)
+    if last_import == 0 and tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(getattr(tree.body[0], "value", None), ast.Constant):
+        last_import = tree.body[0].end_lineno  # after the module docstring
+    lines = source.splitlines(True)
+    lines.insert(last_import, "from pyspark.sql import functions as F\n")
+    return "".join(lines), "F"
+
+
+def py_string(value: str) -> str:
+    return repr(value) if '"' in value else f'"{value}"'
+
+
+def parses(source: str) -> bool:
+    try:
+        ast.parse(source)
+        return True
+    except SyntaxError:
+        return False

@@ -1,0 +1,71 @@
+"""Rule: an upstream column was renamed. Point the job at the new name, keep output names."""
+
+from __future__ import annotations
+
+from healer.fixers import pyedit, sqledit
+from healer.fixers.base import FileEdit, Patch
+from healer.fixers.rules._common import input_columns, job_mentions
+
+CATEGORIES = {"unresolved_column", "expectation", "datatype_mismatch"}
+
+
+class RenamedColumn:
+    """Renames found in the schema diff (scored by name, type and values) applied to the job."""
+
+    name = "rule:renamed_column"
+
+    def propose(self, evidence) -> list[Patch]:
+        if evidence.failure.category not in CATEGORIES:
+            return []
+        patches = []
+        for diff in evidence.changed:
+            renames = [r for r in diff.renames if job_mentions(evidence, diff.input, r.old)]
+            if not renames:
+                continue
+            patch = self._patch(evidence, diff.input, renames)
+            if patch:
+                patches.append(patch)
+        return patches
+
+    def _patch(self, evidence, input_name, renames) -> Patch | None:
+        pipeline = evidence.pipeline
+        source = evidence.job_source
+        if pipeline.kind == "sql":
+            cols = input_columns(evidence)
+            after = source
+            for r in renames:
+                refs = sqledit.column_refs(after, input_name, r.old, cols)
+                after = sqledit.rewrite_refs(after, refs, lambda text, ref, new=r.new: sqledit.replace_identifier(text, new))
+            if after == source or not sqledit.reparses(after):
+                return None
+        else:
+            suffix = "".join(f".withColumnRenamed({pyedit.py_string(r.new)}, {pyedit.py_string(r.old)})" for r in renames)
+            after = pyedit.wrap_reads(source, input_name, suffix)
+            if after is None or not pyedit.parses(after):
+                return None
+        key = {k.lower().rsplit(".", 1)[-1] for k in evidence.failure.key_objects}
+        named = any(r.old.lower() in key for r in renames)
+        confidence = min(r.score for r in renames) * (1.0 if named or evidence.failure.category != "unresolved_column" else 0.8)
+        doubts = []
+        for r in renames:
+            if r.type_score < 1:
+                doubts.append(f"{input_name}.{r.new} has a different type than {r.old} had")
+            if r.profile_score < 0.6:
+                doubts.append(f"the values of {input_name}.{r.new} look different from {r.old}'s at the last good run "
+                              f"(profile similarity {r.profile_score:.2f})")
+        mapping = ", ".join(f"{r.old} → {r.new}" for r in renames)
+        plural = "columns were" if len(renames) > 1 else "column was"
+        return Patch(
+            fixer=self.name,
+            title=f"upstream {plural} renamed in {input_name}: {mapping}",
+            rationale=(f"Since the last good run, {input_name} lost "
+                       + ", ".join(r.old for r in renames) + " and gained "
+                       + ", ".join(r.new for r in renames)
+                       + " with matching " + ("types and values" if all(r.type_score == 1 for r in renames) else "values")
+                       + f" (scores {', '.join(f'{r.score:.2f}' for r in renames)}). The job now reads the new "
+                       "names; its output columns keep their names."),
+            confidence=round(min(confidence, 0.99), 3),
+            edits=[FileEdit(pipeline.job, source, after)],
+            doubts=doubts,
+            details={"input": input_name, "renames": {r.old: r.new for r in renames}},
+        )

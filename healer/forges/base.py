@@ -1,0 +1,47 @@
+"""The forge interface: where pull requests live (the ledger, GitHub, GitLab)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass
+class PullRequest:
+    id: int
+    forge: str
+    title: str
+    body: str
+    branch: str
+    base: str
+    status: str  # open | merged | closed
+    draft: bool
+    remote: str
+    pipeline: str | None = None
+    fingerprint: str | None = None
+    url: str | None = None
+    heal_id: int | None = None
+    number: str | None = None
+
+    def one_line(self) -> str:
+        flag = " (draft)" if self.draft else ""
+        return f"PR #{self.id} [{self.status}{flag}] {self.title}  {self.branch} -> {self.base}"
+
+
+class Forge(Protocol):
+    """Opens and manages pull requests. Capability flags say what a forge can do."""
+
+    name: str
+    SUPPORTS_DRAFTS: bool
+    SUPPORTS_MERGE: bool
+
+    def open(self, *, title: str, body: str, branch: str, base: str, remote: str, draft: bool,
+             pipeline: str, fingerprint: str, heal_id: int | None) -> PullRequest: ...
+
+    def get(self, pr_id: int) -> PullRequest: ...
+
+    def list(self, status: str | None = None) -> list[PullRequest]: ...
+
+    def merge(self, pr_id: int) -> PullRequest: ...
+
+    def close(self, pr_id: int) -> PullRequest: ...

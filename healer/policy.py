@@ -1,0 +1,31 @@
+"""What a heal may touch, spend and propose: one place for every threshold."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _env(name: str, default, cast):
+    value = os.environ.get(name)
+    return cast(value) if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Policy:
+    sample_rows: int = 20000  # rows per input in the sandbox
+    null_tolerance: float = 0.10  # allowed rise of a column's null fraction vs the last good run
+    min_confidence: float = 0.5  # below this a candidate is not even tried
+    draft_below: float = 0.7  # a passing fix below this confidence becomes a draft PR
+    max_candidates: int = 5  # candidates tried in the sandbox per heal
+    push: bool = True  # push branches (off for dry runs)
+
+    @classmethod
+    def from_env(cls) -> "Policy":
+        return cls(
+            sample_rows=_env("HEALER_SAMPLE_ROWS", cls.sample_rows, int),
+            null_tolerance=_env("HEALER_NULL_TOLERANCE", cls.null_tolerance, float),
+            min_confidence=_env("HEALER_MIN_CONFIDENCE", cls.min_confidence, float),
+            draft_below=_env("HEALER_DRAFT_BELOW", cls.draft_below, float),
+            max_candidates=_env("HEALER_MAX_CANDIDATES", cls.max_candidates, int),
+        )

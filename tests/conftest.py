@@ -1,0 +1,72 @@
+"""Shared fixtures: one real SparkSession per test session, isolated ledgers and repos."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINES = ROOT / "pipelines"
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """The one local SparkSession of the test run (Spark takes ~10 s to start)."""
+    from healer.expectations import preload
+    from healer.runner.session import get_spark
+
+    preload()
+    session = get_spark("healer-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def ledger(tmp_path, monkeypatch):
+    """A fresh SQLite ledger in a temporary HEALER_HOME."""
+    from healer.ledger import Ledger
+
+    home = tmp_path / "healer-home"
+    monkeypatch.setenv("HEALER_HOME", str(home))
+    monkeypatch.delenv("HEALER_LEDGER_URL", raising=False)
+    return Ledger()
+
+
+@pytest.fixture(scope="session")
+def retail_data(tmp_path_factory):
+    """Generated retail tables (small), shared read-only by the tests."""
+    from pipelines.generate import generate, write
+
+    out = tmp_path_factory.mktemp("retail-data")
+    write(generate(3000, seed=7), out)
+    return out
+
+
+def git(cwd, *args) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def pipeline_repo(tmp_path, retail_data):
+    """A real git repo made from pipelines/ with its own copy of the data and a bare origin.
+
+    Returns the working repo path; its data lives under data/ (a copy, so tests may drift it).
+    """
+    origin = tmp_path / "origin.git"
+    repo = tmp_path / "repo"
+    shutil.copytree(PIPELINES, repo, ignore=shutil.ignore_patterns("data", "output", "__pycache__", "*.pyc"))
+    shutil.copytree(retail_data, repo / "data")
+    (repo / ".gitignore").write_text("data/\noutput/\n__pycache__/\n")
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "dev@example.com")
+    git(repo, "config", "user.name", "Dev")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "retail pipelines")
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "push", "-q", "origin", "main")
+    return repo
