@@ -230,12 +230,20 @@ def run_expectations(df, expectations: list[Expectation], examples: int = 5) -> 
 
     batch_definition = _batch_definition()  # the GX context must exist before a suite does
     suite = gx.ExpectationSuite(name="healer_audit")
+    keys = []
     for e in expectations:
-        suite.add_expectation(to_gx(e))
+        gx_expectation = to_gx(e)
+        keys.append(_config_key(gx_expectation.configuration))
+        suite.add_expectation(gx_expectation)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
     validation = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": examples})
     results = []
-    for e, res in zip(expectations, validation.results):
+    # GX does not return results in suite order: match each back by type and arguments.
+    by_key = {}
+    for res in validation.results:
+        by_key.setdefault(_config_key(res.expectation_config), []).append(res)
+    for e, key in zip(expectations, keys):
+        res = by_key[key].pop(0)
         info = res.exception_info or {}
         raised = info.get("raised_exception") if isinstance(info, dict) else False
         error = None
@@ -257,6 +265,13 @@ def run_expectations(df, expectations: list[Expectation], examples: int = 5) -> 
             )
         )
     return AuditResult(success=all(r.success for r in results), results=results)
+
+
+def _config_key(cfg) -> tuple[str, str]:
+    import json
+
+    kwargs = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
+    return cfg.type, json.dumps(kwargs, sort_keys=True, default=str)
 
 
 def _plain(value):

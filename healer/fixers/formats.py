@@ -13,7 +13,8 @@ DATE_PATTERNS = [
     ("dd.MM.yyyy", "%d.%m.%Y"), ("yyyyMMdd", "%Y%m%d"),
 ]
 TIME_SUFFIXES = [(" HH:mm:ss", " %H:%M:%S"), ("'T'HH:mm:ss", "T%H:%M:%S"), (" HH:mm", " %H:%M"),
-                 (" HH:mm:ss.SSS", " %H:%M:%S.%f")]
+                 (" HH:mm:ss.S", " %H:%M:%S.%f"), ("'T'HH:mm:ss.S", "T%H:%M:%S.%f")]
+_FRACTION = re.compile(r"\.(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,12 @@ def detect_temporal(values: list, target: str, old_min=None, old_max=None) -> De
     patterns = DATE_PATTERNS if target == "date" else \
         [(d + ts, dp + tp) for d, dp in DATE_PATTERNS for ts, tp in TIME_SUFFIXES] + DATE_PATTERNS
     fits = []
+    digits = {len(m.group(1)) for v in values if (m := _FRACTION.search(v))}
     for spark_pattern, py_pattern in patterns:
+        if spark_pattern.endswith(".S"):
+            if len(digits) != 1:  # Spark needs the exact number of fraction digits
+                continue
+            spark_pattern = spark_pattern[:-1] + "S" * next(iter(digits))
         parsed = _parse_all(values, py_pattern)
         if parsed is not None:
             fits.append((spark_pattern, min(parsed), max(parsed)))

@@ -54,7 +54,7 @@ def main() -> int:
 
 def quiet_python_logging() -> None:
     """Silence pyspark's Python-side loggers that repeat every SQL error with its context."""
-    for name in ("SQLQueryContextLogger", "py4j", "py4j.clientserver", "great_expectations"):
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger", "py4j", "py4j.clientserver", "great_expectations"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -98,7 +98,9 @@ def get_spark(app_name: str = "healer", conf: dict[str, str] | None = None):
     for key, value in {**defaults, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    # Job errors reach Python as exceptions with Spark's error condition; the JVM's own
+    # copies of them (task aborted, writer aborted) would only bury the one-line message.
+    spark.sparkContext.setLogLevel(os.environ.get("HEALER_SPARK_LOG_LEVEL", "FATAL"))
     return spark
 
 
