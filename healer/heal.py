@@ -20,6 +20,7 @@ from healer.evidence import gather
 from healer.expectations import load_expectations
 from healer.failure import Failure, from_run
 from healer.fixers import propose_all
+from healer.fixers.llm import LLMFixer
 from healer.forges import get_forge
 from healer.ledger import Ledger, candidates, heals, utcnow
 from healer.manifest import load_manifest
@@ -50,6 +51,7 @@ class Outcome:
     duplicate: bool = False
     validation: dict | None = None
     candidates: list[dict] = field(default_factory=list)
+    llm: dict = field(default_factory=dict)  # enabled, reason, rounds, usage (tokens, cost)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -77,8 +79,12 @@ class _Timer:
 
 def heal(repo: str | Path, pipeline: str | None = None, failure_id: int | None = None, *, spark=None,
          ledger: Ledger | None = None, policy: Policy | None = None, forge=None, fixers=None,
-         dry_run: bool = False, log: Callable[[str], None] = lambda _m: None) -> Outcome:
-    """Heal the latest failed run of ``pipeline`` in ``repo`` (or the failed run ``failure_id``)."""
+         dry_run: bool = False, log: Callable[[str], None] = lambda _m: None, llm=None) -> Outcome:
+    """Heal the latest failed run of ``pipeline`` in ``repo`` (or the failed run ``failure_id``).
+
+    Rules are tried first; the LLM fixer (``llm``, default from the environment) only when
+    no rule candidate passes the sandbox.
+    """
     ledger = ledger or Ledger()
     policy = policy or Policy.from_env()
     repo = str(Path(repo).resolve())
@@ -102,7 +108,7 @@ def heal(repo: str | Path, pipeline: str | None = None, failure_id: int | None =
                                  fingerprint=failure.fingerprint, category=failure.category, status="running",
                                  started_at=utcnow())
     try:
-        _heal_stages(failure, outcome, timer, ledger, policy, forge, fixers, spark, dry_run, log, run)
+        _heal_stages(failure, outcome, timer, ledger, policy, forge, fixers, spark, dry_run, log, run, llm)
     except HealerError as exc:
         outcome.status, outcome.reason = "error", str(exc)
     finally:
@@ -151,7 +157,7 @@ def bind_recorded_locations(pipeline, run):
     return replace(pipeline, inputs=inputs, output=output)
 
 
-def _heal_stages(failure, outcome, timer, ledger, policy, forge, fixers, spark, dry_run, log, run):
+def _heal_stages(failure, outcome, timer, ledger, policy, forge, fixers, spark, dry_run, log, run, llm):
     from healer.runner.session import get_spark
 
     if failure.dirty:
@@ -171,39 +177,33 @@ def _heal_stages(failure, outcome, timer, ledger, policy, forge, fixers, spark, 
         with timer.stage("fixers"):
             patches, notes = propose_all(evidence, fixers)
             patches = [p for p in patches if p.confidence >= policy.min_confidence][: policy.max_candidates]
-        if not patches:
+        llm = llm if llm is not None else LLMFixer()
+        outcome.llm = {"enabled": llm.enabled, "reason": "" if llm.enabled else llm.off_reason()}
+        if not patches and not llm.enabled:
             outcome.status = "declined"
             outcome.reason = "no fixer proposed a candidate" + (f" ({'; '.join(notes)})" if notes else "") \
                 + f"; root cause: {failure.describe()}" + (
-                    "" if evidence.changed else " and no schema drift since the last good run")
+                    "" if evidence.changed else " and no schema drift since the last good run") \
+                + f"; {llm.off_reason()}"
             return
+        trial = _Trial(workspace, ledger, outcome, log)
         with timer.stage("sandbox"):
             sandbox = Sandbox(spark, pipeline, last_good, expectations, policy)
             try:
                 sandbox.prepare()
-                best = None
-                for patch in patches:
-                    workspace.apply(patch.edits)
-                    try:
-                        verdict = sandbox.run(workspace.path)
-                    finally:
-                        workspace.revert()
-                    outcome.candidates.append({"fixer": patch.fixer, "title": patch.title, "confidence": patch.confidence,
-                                               "passed": verdict.passed, "reasons": verdict.reasons()})
-                    ledger.insert(candidates, heal_id=outcome.heal, fixer=patch.fixer, title=patch.title,
-                                  confidence=patch.confidence, patch=patch.to_json(),
-                                  verdict=_jsonable(verdict.to_json()), passed=verdict.passed)
-                    log(f"candidate {patch.fixer}: {'passed' if verdict.passed else 'failed: ' + '; '.join(verdict.reasons())}")
-                    if verdict.passed:
-                        best = (patch, verdict)
-                        break
+                best = next((b for b in (trial.run(sandbox, p) for p in patches) if b), None)
+                if best is None and llm.enabled:
+                    best = _llm_rounds(llm, evidence, workspace, sandbox, trial, outcome, log)
                 plan = dict(sandbox.sample_plan)
             finally:
                 sandbox.close()
         if best is None:
             outcome.status = "declined"
-            outcome.reason = "no candidate passed the sandbox: " + " | ".join(
-                f"{c['fixer']}: {'; '.join(c['reasons'])}" for c in outcome.candidates)
+            tried = " | ".join(f"{c['fixer']}: {'; '.join(c['reasons'])}" for c in outcome.candidates)
+            outcome.reason = ("no candidate passed the sandbox: " + tried) if tried else \
+                f"no fixer proposed a candidate; root cause: {failure.describe()}"
+            if llm.enabled and outcome.llm.get("reason"):
+                outcome.reason += f"; {outcome.llm['reason']}"
             return
         patch, verdict = best
         outcome.fixer, outcome.confidence = patch.fixer, patch.confidence
@@ -229,6 +229,53 @@ def _heal_stages(failure, outcome, timer, ledger, policy, forge, fixers, spark, 
         outcome.reason = f"{patch.title}; validated in the sandbox" + (" (draft)" if draft else "")
     finally:
         workspace.remove()
+
+
+class _Trial:
+    """Runs one candidate in the sandbox and records it, whatever fixer made it."""
+
+    def __init__(self, workspace, ledger, outcome, log):
+        self.workspace, self.ledger, self.outcome, self.log = workspace, ledger, outcome, log
+
+    def run(self, sandbox, patch):
+        self.workspace.apply(patch.edits)
+        try:
+            verdict = sandbox.run(self.workspace.path)
+        finally:
+            self.workspace.revert()
+        self.outcome.candidates.append({"fixer": patch.fixer, "title": patch.title, "confidence": patch.confidence,
+                                        "passed": verdict.passed, "reasons": verdict.reasons()})
+        self.ledger.insert(candidates, heal_id=self.outcome.heal, fixer=patch.fixer, title=patch.title,
+                           confidence=patch.confidence, patch=patch.to_json(), verdict=_jsonable(verdict.to_json()),
+                           passed=verdict.passed)
+        self.log(f"candidate {patch.fixer}: {'passed' if verdict.passed else 'failed: ' + '; '.join(verdict.reasons())}")
+        return (patch, verdict) if verdict.passed else None
+
+
+def _llm_rounds(llm, evidence, workspace, sandbox, trial, outcome, log):
+    """Ask the model, try its fix in the sandbox, send the verdict back; up to the round limit."""
+    session = llm.session(evidence, workspace.path)
+    outcome.llm["prompt_chars"] = len(session.prompt)
+    feedback, best = None, None
+    for round_no in range(1, llm.config.rounds + 1):
+        log(f"LLM round {round_no} ({session.model})")
+        patch = session.propose(feedback)
+        outcome.llm["rounds"] = round_no
+        if patch is None:
+            outcome.llm["reason"] = session.reason
+            break
+        best = trial.run(sandbox, patch)
+        if best:
+            break
+        verdict_reasons = outcome.candidates[-1]["reasons"]
+        feedback = "Failed checks:\n- " + "\n- ".join(verdict_reasons)
+    else:
+        outcome.llm["reason"] = f"no model fix passed the sandbox in {llm.config.rounds} rounds"
+    outcome.llm["refused_edits"] = session.refusals
+    outcome.llm["usage"] = session.usage.to_json(session.model)
+    if best:
+        best[0].details["usage"] = outcome.llm["usage"]
+    return best
 
 
 def _record(ledger: Ledger, failure: Failure, outcome: Outcome) -> None:
