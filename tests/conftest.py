@@ -9,8 +9,18 @@ from pathlib import Path
 
 import pytest
 
+import sys
+
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ROOT / "pipelines"
+sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as messages_server
+
+
+@pytest.fixture(autouse=True)
+def hermetic_llm(monkeypatch):
+    """No test reaches a real model by accident: the key and gateway come from each test."""
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "HEALER_LLM_MODEL", "HEALER_LLM"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")
