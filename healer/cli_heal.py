@@ -7,12 +7,22 @@ import sys
 
 
 def _cmd_heal(args) -> int:
-    from healer.heal import heal
+    from healer.heal import heal, heal_storm
 
-    if not args.pipeline and args.failure is None:
-        print("healer: heal needs --pipeline NAME or --failure ID", file=sys.stderr)
-        return 1
     log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+    if args.all:
+        outcomes = heal_storm(args.repo, log=log)
+        if args.json:
+            print(json.dumps([o.to_json() for o in outcomes], default=str))
+        for o in outcomes if not args.json else []:
+            print(f"{o.pipeline}: {o.status}: {o.reason}" + (f" (PR #{o.pr})" if o.pr else ""))
+        if not outcomes:
+            print("no pipeline's latest run failed", file=sys.stderr)
+        codes = {o.exit_code for o in outcomes}
+        return 1 if 1 in codes else 0 if 0 in codes else 3
+    if not args.pipeline and args.failure is None:
+        print("healer: heal needs --pipeline NAME, --failure ID or --all", file=sys.stderr)
+        return 1
     outcome = heal(args.repo, args.pipeline, args.failure, dry_run=args.dry_run, log=log)
     if args.json:
         print(json.dumps(outcome.to_json(), default=str))
@@ -64,6 +74,8 @@ def register(sub) -> None:
     p.add_argument("--repo", default=".", help="the pipeline repo (holding healer.yml); default: .")
     p.add_argument("--pipeline", help="the pipeline whose latest failed run to heal")
     p.add_argument("--failure", type=int, help="the id of a recorded failed run (see `healer runs`)")
+    p.add_argument("--all", action="store_true",
+                   help="heal every pipeline whose latest run failed; one PR per shared root cause")
     p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     p.add_argument("--dry-run", action="store_true", help="validate in the sandbox, push nothing, open no PR")
     p.set_defaults(func=_cmd_heal)

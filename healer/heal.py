@@ -94,30 +94,143 @@ def heal(repo: str | Path, pipeline: str | None = None, failure_id: int | None =
         return Outcome("error", f"no {what} in the ledger {ledger.url}", pipeline=pipeline)
     if run.status != "failed":
         return Outcome("error", f"run #{run.id} did not fail (status {run.status})", pipeline=run.pipeline, failure=run.id)
-    timer = _Timer(log)
-    with timer.stage("triage"):
-        failure = from_run(run)
-        early = _triage(failure, ledger)
-    if early:
-        early.timings = timer.timings
-        _record(ledger, failure, early)
-        return early
-    outcome = Outcome("error", "", pipeline=failure.pipeline, failure=failure.run_id, fingerprint=failure.fingerprint,
-                      category=failure.category)
-    outcome.heal = ledger.insert(heals, run_id=failure.run_id, pipeline=failure.pipeline, repo=failure.repo,
-                                 fingerprint=failure.fingerprint, category=failure.category, status="running",
-                                 started_at=utcnow())
+    attempt = _Attempt.start(run, ledger, log)
+    if attempt.early:
+        return attempt.outcome
     try:
-        _heal_stages(failure, outcome, timer, ledger, policy, forge, fixers, spark, dry_run, log, run, llm)
+        validated = _validate(attempt, policy, fixers, spark, log, llm)
+        if validated and dry_run:
+            attempt.outcome.status = "proposed"
+            attempt.outcome.reason = f"dry run: {validated.patch.title} passed the sandbox; nothing pushed"
+        elif validated:
+            _propose([validated], ledger, policy, forge, attempt.timer)
     except HealerError as exc:
-        outcome.status, outcome.reason = "error", str(exc)
+        attempt.outcome.status, attempt.outcome.reason = "error", str(exc)
     finally:
-        outcome.timings = timer.timings
-        outcome.timings["total"] = round(sum(timer.timings.values()), 2)
-        ledger.update(heals, outcome.heal, status=outcome.status, reason=outcome.reason, fixer=outcome.fixer,
-                      branch=outcome.branch, pr_id=outcome.pr, outcome=_jsonable(outcome.to_json()),
-                      finished_at=utcnow())
-    return outcome
+        if attempt.workspace is not None:
+            attempt.workspace.remove()
+        attempt.finish()
+    return attempt.outcome
+
+
+def heal_storm(repo: str | Path, pipelines: list[str] | None = None, *, spark=None, ledger: Ledger | None = None,
+               policy: Policy | None = None, forge=None, fixers=None, log: Callable[[str], None] = lambda _m: None,
+               llm=None) -> list[Outcome]:
+    """Heal every pipeline of the repo whose latest run failed.
+
+    One upstream change often breaks many jobs at once: failures whose fixes passed the
+    sandbox and share a root cause (the same schema change of the same physical input, at
+    the same commit) are proposed together on one branch with one pull request.
+    """
+    ledger = ledger or Ledger()
+    policy = policy or Policy.from_env()
+    repo = str(Path(repo).resolve())
+    names = pipelines or list(load_manifest(repo).pipelines)
+    attempts, validated = [], []
+    try:
+        for name in names:
+            latest = ledger.runs(pipeline=name, repo=repo, limit=1)
+            if not latest or latest[0].status != "failed":
+                continue
+            attempt = _Attempt.start(latest[0], ledger, log)
+            attempts.append(attempt)
+            if attempt.early:
+                continue
+            try:
+                v = _validate(attempt, policy, fixers, spark, log, llm)
+                if v:
+                    validated.append(v)
+            except HealerError as exc:
+                attempt.outcome.status, attempt.outcome.reason = "error", str(exc)
+        for group in group_by_root_cause(validated):
+            try:
+                _propose(group, ledger, policy, forge, group[0].attempt.timer)
+            except HealerError as exc:
+                for v in group:
+                    v.attempt.outcome.status, v.attempt.outcome.reason = "error", str(exc)
+    finally:
+        for attempt in attempts:
+            if attempt.workspace is not None:
+                attempt.workspace.remove()
+            attempt.finish()
+    return [a.outcome for a in attempts]
+
+
+def root_cause_key(v: "Validated") -> tuple:
+    """The schema changes behind a fix, by physical input location (not logical name)."""
+    specs = v.evidence.pipeline.inputs
+    changes = []
+    for d in v.evidence.changed:
+        where = specs[d.input].location if d.input in specs else d.input
+        changes += [(where, row[1], row[2], row[3]) for row in d.rows()]
+    return (v.attempt.failure.commit, tuple(sorted(changes)))
+
+
+def group_by_root_cause(validated: list["Validated"]) -> list[list["Validated"]]:
+    """Fixes with the same root cause that edit disjoint files go together; the rest alone."""
+    groups: list[list[Validated]] = []
+    for v in validated:
+        key = root_cause_key(v)
+        files = set(v.patch.files)
+        home = next((g for g in groups if key[1] and root_cause_key(g[0]) == key
+                     and not files & {f for m in g for f in m.patch.files}), None)
+        if home is None:
+            groups.append([v])
+        else:
+            home.append(v)
+    return groups
+
+
+@dataclass
+class _Attempt:
+    """One failure on its way through the stages, with its timer and ledger row."""
+
+    run: object
+    failure: Failure
+    outcome: Outcome
+    ledger: Ledger
+    timer: "_Timer"
+    workspace: Workspace | None = None
+    early: bool = False  # stopped at triage; already recorded
+
+    @classmethod
+    def start(cls, run, ledger: Ledger, log) -> "_Attempt":
+        timer = _Timer(log)
+        with timer.stage("triage"):
+            failure = from_run(run)
+            early = _triage(failure, ledger)
+        if early:
+            early.timings = timer.timings
+            _record(ledger, failure, early)
+            return cls(run, failure, early, ledger, timer, early=True)
+        outcome = Outcome("running", "", pipeline=failure.pipeline, failure=failure.run_id,
+                          fingerprint=failure.fingerprint, category=failure.category)
+        outcome.heal = ledger.insert(heals, run_id=failure.run_id, pipeline=failure.pipeline, repo=failure.repo,
+                                     fingerprint=failure.fingerprint, category=failure.category, status="running",
+                                     started_at=utcnow())
+        return cls(run, failure, outcome, ledger, timer)
+
+    def finish(self) -> None:
+        if self.early:
+            return
+        o = self.outcome
+        if o.status == "running":
+            o.status, o.reason = "error", o.reason or "the heal stopped unexpectedly"
+        o.timings = dict(self.timer.timings)
+        o.timings["total"] = round(sum(self.timer.timings.values()), 2)
+        self.ledger.update(heals, o.heal, status=o.status, reason=o.reason, fixer=o.fixer, branch=o.branch,
+                           pr_id=o.pr, outcome=_jsonable(o.to_json()), finished_at=utcnow())
+
+
+@dataclass
+class Validated:
+    """A fix that passed the sandbox, with everything the proposal needs."""
+
+    attempt: _Attempt
+    evidence: object
+    patch: object
+    verdict: object
+    plan: dict
 
 
 def _triage(failure: Failure, ledger: Ledger) -> Outcome | None:
@@ -157,78 +270,120 @@ def bind_recorded_locations(pipeline, run):
     return replace(pipeline, inputs=inputs, output=output)
 
 
-def _heal_stages(failure, outcome, timer, ledger, policy, forge, fixers, spark, dry_run, log, run, llm):
+def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated | None:
+    """Workspace, evidence, fixers, sandbox: the best fix that passed, or None (outcome says why)."""
     from healer.runner.session import get_spark
 
+    failure, outcome, timer, ledger = attempt.failure, attempt.outcome, attempt.timer, attempt.ledger
     if failure.dirty:
         raise WorkspaceError(f"{failure.repo}: run #{failure.run_id} used uncommitted changes; commit them so "
                              "Healer can reproduce the job from git")
     with timer.stage("workspace"):
-        workspace = Workspace.create(failure.repo, failure.commit, failure.pipeline)
-    try:
-        with timer.stage("evidence"):
-            spark = spark or get_spark()
-            manifest = load_manifest(workspace.path, data_root=failure.repo)
-            pipeline = bind_recorded_locations(manifest.pipeline(failure.pipeline), run)
-            expectations = load_expectations(pipeline.expectations_path) if pipeline.expectations else []
-            last_good = ledger.last_success(failure.pipeline, before_id=failure.run_id, repo=failure.repo)
-            evidence = gather(spark, failure, pipeline, last_good, repo=workspace.repo, expectations=expectations)
-            log(evidence.render())
-        with timer.stage("fixers"):
-            patches, notes = propose_all(evidence, fixers)
-            patches = [p for p in patches if p.confidence >= policy.min_confidence][: policy.max_candidates]
-        llm = llm if llm is not None else LLMFixer()
-        outcome.llm = {"enabled": llm.enabled, "reason": "" if llm.enabled else llm.off_reason()}
-        if not patches and not llm.enabled:
-            outcome.status = "declined"
-            outcome.reason = "no fixer proposed a candidate" + (f" ({'; '.join(notes)})" if notes else "") \
-                + f"; root cause: {failure.describe()}" + (
-                    "" if evidence.changed else " and no schema drift since the last good run") \
-                + f"; {llm.off_reason()}"
-            return
-        trial = _Trial(workspace, ledger, outcome, log)
-        with timer.stage("sandbox"):
-            sandbox = Sandbox(spark, pipeline, last_good, expectations, policy)
-            try:
-                sandbox.prepare()
-                best = next((b for b in (trial.run(sandbox, p) for p in patches) if b), None)
-                if best is None and llm.enabled:
-                    best = _llm_rounds(llm, evidence, workspace, sandbox, trial, outcome, log)
-                plan = dict(sandbox.sample_plan)
-            finally:
-                sandbox.close()
-        if best is None:
-            outcome.status = "declined"
-            tried = " | ".join(f"{c['fixer']}: {'; '.join(c['reasons'])}" for c in outcome.candidates)
-            outcome.reason = ("no candidate passed the sandbox: " + tried) if tried else \
-                f"no fixer proposed a candidate; root cause: {failure.describe()}"
-            if llm.enabled and outcome.llm.get("reason"):
-                outcome.reason += f"; {outcome.llm['reason']}"
-            return
-        patch, verdict = best
-        outcome.fixer, outcome.confidence = patch.fixer, patch.confidence
-        outcome.validation = {"checks": [asdict(c) for c in verdict.checks], "expectations": verdict.expectations,
-                              "sample_sizes": verdict.sample_sizes, "output_rows": verdict.output_rows}
-        draft = patch.changes_meaning or patch.confidence < policy.draft_below
-        branch = branch_name(failure.pipeline, failure.short_fingerprint)
-        if dry_run:
-            outcome.status, outcome.branch = "proposed", None
-            outcome.reason = f"dry run: {patch.title} passed the sandbox; nothing pushed"
-            return
-        with timer.stage("proposal"):
-            workspace.apply(patch.edits)
-            workspace.commit_on_branch(branch, report.commit_message(failure.pipeline, patch, failure))
-            workspace.push(branch)
-            timings = dict(timer.timings)
-            body = report.pr_body(failure, evidence, patch, verdict, timings, branch, draft, plan)
-            forge = forge or get_forge(ledger, workspace.remote_url)
-            pr = forge.open(title=report.pr_title(failure.pipeline, patch), body=body, branch=branch,
-                            base=workspace.base_branch, remote=workspace.remote_url, draft=draft,
-                            pipeline=failure.pipeline, fingerprint=failure.fingerprint, heal_id=outcome.heal)
-        outcome.status, outcome.branch, outcome.pr, outcome.pr_url, outcome.draft = "proposed", branch, pr.id, pr.url, draft
-        outcome.reason = f"{patch.title}; validated in the sandbox" + (" (draft)" if draft else "")
-    finally:
-        workspace.remove()
+        workspace = attempt.workspace = Workspace.create(failure.repo, failure.commit, failure.pipeline)
+    with timer.stage("evidence"):
+        spark = spark or get_spark()
+        manifest = load_manifest(workspace.path, data_root=failure.repo)
+        pipeline = bind_recorded_locations(manifest.pipeline(failure.pipeline), attempt.run)
+        expectations = load_expectations(pipeline.expectations_path) if pipeline.expectations else []
+        last_good = ledger.last_success(failure.pipeline, before_id=failure.run_id, repo=failure.repo)
+        evidence = gather(spark, failure, pipeline, last_good, repo=workspace.repo, expectations=expectations)
+        log(evidence.render())
+    with timer.stage("fixers"):
+        patches, notes = propose_all(evidence, fixers)
+        patches = [p for p in patches if p.confidence >= policy.min_confidence][: policy.max_candidates]
+    llm = llm if llm is not None else LLMFixer()
+    outcome.llm = {"enabled": llm.enabled, "reason": "" if llm.enabled else llm.off_reason()}
+    if not patches and not llm.enabled:
+        outcome.status = "declined"
+        outcome.reason = "no fixer proposed a candidate" + (f" ({'; '.join(notes)})" if notes else "") \
+            + f"; root cause: {failure.describe()}" + (
+                "" if evidence.changed else " and no schema drift since the last good run") \
+            + f"; {llm.off_reason()}"
+        return None
+    trial = _Trial(workspace, ledger, outcome, log)
+    with timer.stage("sandbox"):
+        sandbox = Sandbox(spark, pipeline, last_good, expectations, policy)
+        try:
+            sandbox.prepare()
+            best = next((b for b in (trial.run(sandbox, p) for p in patches) if b), None)
+            if best is None and llm.enabled:
+                best = _llm_rounds(llm, evidence, workspace, sandbox, trial, outcome, log)
+            plan = dict(sandbox.sample_plan)
+        finally:
+            sandbox.close()
+    if best is None:
+        outcome.status = "declined"
+        tried = " | ".join(f"{c['fixer']}: {'; '.join(c['reasons'])}" for c in outcome.candidates)
+        outcome.reason = ("no candidate passed the sandbox: " + tried) if tried else \
+            f"no fixer proposed a candidate; root cause: {failure.describe()}"
+        if llm.enabled and outcome.llm.get("reason"):
+            outcome.reason += f"; {outcome.llm['reason']}"
+        return None
+    patch, verdict = best
+    outcome.fixer, outcome.confidence = patch.fixer, patch.confidence
+    outcome.validation = {"checks": [asdict(c) for c in verdict.checks], "expectations": verdict.expectations,
+                          "sample_sizes": verdict.sample_sizes, "output_rows": verdict.output_rows}
+    return Validated(attempt, evidence, patch, verdict, plan)
+
+
+def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, timer) -> None:
+    """Commit every validated fix of the group on one branch, push, open one pull request.
+
+    A group of one is the usual heal; a larger group is a storm: one upstream change that
+    broke several pipelines, fixed together and reviewed together.
+    """
+    lead = group[0]
+    failure, workspace = lead.attempt.failure, lead.attempt.workspace
+    storm = len(group) > 1
+    draft = any(v.patch.changes_meaning or v.patch.confidence < policy.draft_below for v in group)
+    fingerprint = storm_fingerprint(group) if storm else failure.fingerprint
+    branch = f"healer/storm/{fingerprint[:8]}" if storm else branch_name(failure.pipeline, failure.short_fingerprint)
+    with timer.stage("proposal"):
+        for v in group:
+            workspace.apply(v.patch.edits)
+        if storm:
+            title = f"heal(storm): {lead.patch.title} — {len(group)} pipelines"
+            message = title + "\n\n" + "\n".join(report.commit_message(v.attempt.failure.pipeline, v.patch, v.attempt.failure)
+                                                 for v in group)
+        else:
+            title = report.pr_title(failure.pipeline, lead.patch)
+            message = report.commit_message(failure.pipeline, lead.patch, failure)
+        workspace.commit_on_branch(branch, message)
+        workspace.push(branch)
+        bodies = [report.pr_body(v.attempt.failure, v.evidence, v.patch, v.verdict, dict(v.attempt.timer.timings),
+                                 branch, draft, v.plan) for v in group]
+        body = bodies[0] if not storm else storm_body(group, bodies, fingerprint)
+        forge = forge or get_forge(ledger, workspace.remote_url)
+        pr = forge.open(title=title, body=body, branch=branch, base=workspace.base_branch, remote=workspace.remote_url,
+                        draft=draft, pipeline=",".join(v.attempt.failure.pipeline for v in group),
+                        fingerprint=fingerprint, heal_id=lead.attempt.outcome.heal)
+    for v in group:
+        o = v.attempt.outcome
+        o.status, o.branch, o.pr, o.pr_url, o.draft = "proposed", branch, pr.id, pr.url, draft
+        o.reason = f"{v.patch.title}; validated in the sandbox" + (" (draft)" if draft else "") + (
+            f"; one PR for {len(group)} pipelines with the same root cause" if storm else "")
+
+
+def storm_fingerprint(group: list[Validated]) -> str:
+    import hashlib
+
+    members = sorted(v.attempt.failure.fingerprint for v in group)
+    return hashlib.sha256("|".join(members).encode()).hexdigest()[:16]
+
+
+def storm_body(group: list[Validated], bodies: list[str], fingerprint: str) -> str:
+    rows = [[v.attempt.failure.pipeline, v.attempt.failure.error_class, v.patch.fixer, f"{v.patch.confidence:.2f}",
+             "pass" if v.verdict.passed else "FAIL"] for v in group]
+    parts = ["### Summary",
+             f"One upstream change broke {len(group)} pipelines in this repo: {group[0].patch.title}. "
+             "Each was fixed and validated in the sandbox on its own; they are proposed together so they merge together.",
+             "", report.table(["pipeline", "error", "fixer", "confidence", "sandbox"], rows), ""]
+    for v, body in zip(group, bodies):
+        inner = body.replace(f"<!-- healer:fingerprint={v.attempt.failure.fingerprint} -->", "").rstrip()
+        parts += [f"## `{v.attempt.failure.pipeline}`", "", inner, ""]
+    members = ",".join(v.attempt.failure.fingerprint for v in group)
+    parts.append(f"<!-- healer:fingerprint={fingerprint} members={members} -->")
+    return "\n".join(parts)
 
 
 class _Trial:

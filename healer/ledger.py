@@ -227,6 +227,11 @@ class Ledger:
     def open_pr_for(self, fingerprint: str) -> dict | None:
         """The open pull request already proposed for a failure fingerprint, if any."""
         found = self.select(prs, prs.c.fingerprint == fingerprint, prs.c.status == "open", limit=1)
+        if found:
+            return found[0]
+        # a storm PR carries its group's fingerprint; its members point at it from their heals
+        member = sa.select(heals.c.pr_id).where(heals.c.fingerprint == fingerprint, heals.c.pr_id.is_not(None))
+        found = self.select(prs, prs.c.id.in_(member), prs.c.status == "open", limit=1)
         return found[0] if found else None
 
     # -- plumbing -----------------------------------------------------------------------

@@ -1,9 +1,8 @@
 """Expectations files: loading errors (pure Python) and the 8 kinds run with real Great Expectations.
 
-Great Expectations orders its results by column (expectations on the same column together,
-column-less ones together), so the batches below list expectations already grouped that way:
-the kind-by-kind tests then check GX semantics independently of the result-ordering bug that
-``test_results_match_expectations_when_columns_interleave`` pins down.
+Great Expectations returns its results grouped by column (and raising expectations first, and
+identical expectations only once), not in suite order; the interleaved and duplicate cases
+below check that every result still lands on its own expectation.
 """
 
 from __future__ import annotations
@@ -112,7 +111,7 @@ def E(kind, **args) -> Expectation:
     return Expectation(kind=kind, args=args)
 
 
-# Grouped as GX groups them: column-less first, then one block per column.
+# One of each kind; NULLs in the data show which kinds ignore them.
 PASSING = [
     E("columns_match_set", columns=COLUMNS),
     E("row_count_between", min=1, max=10),
@@ -228,11 +227,6 @@ def test_interleaved_expectations_still_give_the_right_verdict(interleaved):
 
 
 @pytest.mark.spark
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG healer/expectations.py run_expectations(): zip(expectations, validation.results) pairs results by "
-    "position, but GX groups its results by column (and puts raising expectations first, and drops "
-    "duplicates), so results are attached to the wrong expectation whenever a column's expectations are "
-    "not adjacent - e.g. the revenue_by_category audit blames compound_columns_unique for revenue values"))
 def test_results_match_expectations_when_columns_interleave(interleaved):
     _, audit = interleaved
     by_name = {r.expectation: r for r in audit.results}
@@ -240,6 +234,20 @@ def test_results_match_expectations_when_columns_interleave(interleaved):
     revenue_nulls = by_name["column_values_not_null(column=revenue)"]
     assert not revenue_nulls.success and revenue_nulls.unexpected_count == 1
     assert by_name["column_values_between(column=revenue, min=0)"].examples == [-2.0]
+
+
+@pytest.mark.spark
+@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
+    "BUG healer/expectations.py run_expectations(): the same expectation listed twice is added to the GX "
+    "suite twice, GX keeps it once and returns one result, and by_key[key].pop(0) then raises IndexError "
+    "for the second copy - a duplicated line in an expectations file crashes the audit"))
+def test_duplicate_expectation_lines(spark):
+    df = spark.createDataFrame([(1, "a@x.io", -1.0)], "order_id int, email string, revenue double")
+    exps = [E("column_values_not_null", column="email"), E("column_values_between", column="revenue", min=0),
+            E("column_values_not_null", column="email")]
+    audit = run_expectations(df, exps)
+    assert [r.expectation for r in audit.results] == [e.describe() for e in exps]
+    assert [r.success for r in audit.results] == [True, False, True]
 
 
 @pytest.fixture(scope="module")

@@ -230,10 +230,6 @@ def test_audit_failure_fails_at_audit_and_publishes_nothing(audit_failure, good_
     assert stored.stage == "audit" and stored.failed_expectations == run.failed_expectations
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG healer/expectations.py run_expectations() pairs GX results with expectations by position; GX "
-    "groups results by column, so the failure is recorded as compound_columns_unique(columns=[category, "
-    "month]) with revenue values as its examples"))
 def test_audit_failure_names_the_expectation_that_failed(audit_failure):
     failed = audit_failure["error"].run.failed_expectations[0]
     assert failed["expectation"] == "column_values_between(column=revenue, min=0, max=1)"
