@@ -242,13 +242,12 @@ def run_expectations(df, expectations: list[Expectation], examples: int = 5) -> 
     by_key = {}
     for res in validation.results:
         by_key.setdefault(_config_key(res.expectation_config), []).append(res)
+    last: dict = {}
     for e, key in zip(expectations, keys):
-        res = by_key[key].pop(0)
-        info = res.exception_info or {}
-        raised = info.get("raised_exception") if isinstance(info, dict) else False
-        error = None
-        if raised:
-            error = str(info.get("exception_message") or "expectation raised").splitlines()[0]
+        # GX evaluates a repeated line once: the repeat shares the first one's result.
+        res = last[key] = by_key[key].pop(0) if by_key.get(key) else last[key]
+        error = _raised(res.exception_info)
+        raised = error is not None
         r = res.result or {}
         results.append(
             ExpectationResult(
@@ -267,6 +266,17 @@ def run_expectations(df, expectations: list[Expectation], examples: int = 5) -> 
     return AuditResult(success=all(r.success for r in results), results=results)
 
 
+def _raised(info) -> str | None:
+    """The first exception GX caught, at the top level or keyed by metric (GX 1.x does both)."""
+    if not isinstance(info, dict):
+        return None
+    entries = [info] + [v for v in info.values() if isinstance(v, dict)]
+    for entry in entries:
+        if entry.get("raised_exception"):
+            return str(entry.get("exception_message") or "expectation raised").strip().splitlines()[0][:300]
+    return None
+
+
 def _config_key(cfg) -> tuple[str, str]:
     import json
 
@@ -276,6 +286,8 @@ def _config_key(cfg) -> tuple[str, str]:
 
 def _plain(value):
     """JSON-friendly form of a value GX returns (dates, decimals, rows)."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)  # NaN and infinities are not JSON; keep them visible as text
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)):

@@ -21,6 +21,18 @@ from healer.errors import LedgerError
 
 metadata = sa.MetaData()
 
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them without a zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value
+
 runs = sa.Table(
     "runs",
     metadata,
@@ -44,8 +56,8 @@ runs = sa.Table(
     sa.Column("output_location", sa.Text),
     sa.Column("row_count", sa.BigInteger),
     sa.Column("context", sa.JSON),  # who ran it: cli, airflow ids and try number, sandbox
-    sa.Column("started_at", sa.DateTime(timezone=True)),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("finished_at", UTCDateTime()),
     sa.Column("duration_s", sa.Float),
 )
 
@@ -64,8 +76,8 @@ heals = sa.Table(
     sa.Column("branch", sa.String(300)),
     sa.Column("pr_id", sa.Integer),
     sa.Column("outcome", sa.JSON),  # the whole outcome as `healer heal --json` prints it
-    sa.Column("started_at", sa.DateTime(timezone=True)),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("finished_at", UTCDateTime()),
 )
 
 candidates = sa.Table(
@@ -98,8 +110,8 @@ prs = sa.Table(
     sa.Column("body", sa.Text),
     sa.Column("draft", sa.Boolean, default=False),
     sa.Column("status", sa.String(20), nullable=False),  # open | merged | closed
-    sa.Column("created_at", sa.DateTime(timezone=True)),
-    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", UTCDateTime()),
+    sa.Column("updated_at", UTCDateTime()),
 )
 
 
@@ -152,7 +164,7 @@ class Ledger:
         try:
             self.engine = _engine(self.url)
             _create_tables(self.engine)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, ImportError) as exc:
             raise LedgerError(f"ledger {self.url}: cannot open: {str(exc).splitlines()[0]}") from None
 
     # -- runs ---------------------------------------------------------------------------
@@ -292,9 +304,19 @@ def _engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
     else:
-        engine = sa.create_engine(url, pool_pre_ping=True)
+        engine = sa.create_engine(_driver_url(url), pool_pre_ping=True)
     _engines[url] = engine
     return engine
+
+
+def _driver_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 to SQLAlchemy 2.1; use psycopg2 when that is what is installed."""
+    if url.startswith("postgresql://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
 
 
 def _create_tables(engine: sa.Engine) -> None:

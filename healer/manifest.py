@@ -129,10 +129,10 @@ def interpolate(value: str, env: Mapping[str, str], where: _Where, key: str) -> 
 
     def sub(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)
+        if default is not None and not env.get(name):
+            return default  # as in the shell, ${VAR:-x} also covers a variable set to ""
         if name in env:
             return env[name]
-        if default is not None:
-            return default
         raise where.error(key, f"undefined variable ${{{name}}} (set it in the environment or under 'vars:')")
 
     return _VAR.sub(sub, value)
@@ -213,8 +213,9 @@ def _load_pipeline(name: str, body: Any, root: Path, where: _Where, env: Mapping
 
     if kind == "sql":
         referenced = sql_job_tables(job_path.read_text(), where)
+        declared = {n.lower() for n in inputs}
         for table in referenced:
-            if table not in inputs:
+            if table.lower() not in declared:  # Spark resolves names case-insensitively
                 inputs[table] = InputSpec(name=table, table=table, declared=False)
     else:
         _check_transform(job_path, where)
@@ -302,13 +303,13 @@ def sql_job_tables(sql: str, where: _Where | None = None) -> list[str]:
     tree = statements[0]
     if not isinstance(tree, exp.Query):
         raise where.error("job", f"a SQL job must be a single SELECT query (found {tree.key.upper()})")
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     names: list[str] = []
     for table in tree.find_all(exp.Table):
-        if not table.name or table.name in ctes:
+        if not table.name or (table.name.lower() in ctes and not table.db):
             continue
         full = ".".join(p for p in (table.catalog, table.db, table.name) if p)
-        if full not in names:
+        if full.lower() not in {n.lower() for n in names}:
             names.append(full)
     return names
 

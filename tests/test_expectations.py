@@ -237,10 +237,6 @@ def test_results_match_expectations_when_columns_interleave(interleaved):
 
 
 @pytest.mark.spark
-@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
-    "BUG healer/expectations.py run_expectations(): the same expectation listed twice is added to the GX "
-    "suite twice, GX keeps it once and returns one result, and by_key[key].pop(0) then raises IndexError "
-    "for the second copy - a duplicated line in an expectations file crashes the audit"))
 def test_duplicate_expectation_lines(spark):
     df = spark.createDataFrame([(1, "a@x.io", -1.0)], "order_id int, email string, revenue double")
     exps = [E("column_values_not_null", column="email"), E("column_values_between", column="revenue", min=0),
@@ -263,11 +259,6 @@ def test_expectation_on_a_missing_column_fails(missing_column):
 
 
 @pytest.mark.spark
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG healer/expectations.py run_expectations(): GX 1.x reports a metric error as exception_info "
-    "{metric_id: {raised_exception, exception_message, ...}}, but the code reads "
-    "exception_info['raised_exception'] at the top level, so ExpectationResult.error stays None and the "
-    "summary says 'failed (observed None)' instead of naming the missing column"))
 def test_expectation_on_a_missing_column_says_why(missing_column):
     result = missing_column.results[0]
     assert result.error is not None and "nation" in result.error
@@ -275,9 +266,6 @@ def test_expectation_on_a_missing_column_says_why(missing_column):
 
 
 @pytest.mark.spark
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG healer/expectations.py _plain(): NaN examples are kept as float('nan'), so to_json() (stored as "
-    "runs.failed_expectations) is not valid JSON; PostgreSQL's JSON type rejects the run record"))
 def test_failed_examples_are_strict_json(spark):
     df = spark.createDataFrame([(1.0,), (float("nan"),), (-2.0,)], "x double")
     audit = run_expectations(df, [E("column_values_between", column="x", min=0, max=10)])

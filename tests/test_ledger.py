@@ -166,10 +166,6 @@ def test_start_run_sets_the_id_and_finish_run_updates_in_place(ledger):
     assert len(ledger.runs()) == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG healer/ledger.py: runs.started_at/finished_at are DateTime(timezone=True) and RunRecord holds aware "
-    "UTC datetimes, but SQLite gives them back naive (PostgreSQL gives them back aware), so "
-    "utcnow() - run.started_at raises TypeError on the default ledger"))
 def test_datetimes_round_trip_timezone_aware_on_sqlite(ledger):
     run = add(ledger, "p", "success")
     stored = ledger.get_run(run.id)
@@ -231,10 +227,6 @@ def test_postgres_round_trip_and_last_success(pg_url, pg_pipeline):
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, raises=ModuleNotFoundError, reason=(
-    "BUG healer/ledger.py _engine(): SQLAlchemy 2.1 maps a plain postgresql:// URL to the psycopg (v3) "
-    "driver, but the postgres extra installs psycopg2-binary; Ledger('postgresql://...') raises a raw "
-    "ModuleNotFoundError (not a one-line LedgerError) instead of connecting"))
 def test_postgres_plain_url(pg_url, pg_pipeline):
     ledger = Ledger(f"postgresql://{PG}")
     run = add(ledger, pg_pipeline, "success")

@@ -147,10 +147,6 @@ def test_default_syntax_is_used_only_when_the_variable_is_unset(tmp_path):
     assert set_.output.table == "prod.daily"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG healer/manifest.py interpolate(): ${VAR:-default} keeps an empty VAR instead of using the "
-    "default as the shell does (':-' means unset OR empty); WAREHOUSE='' turns "
-    "'${WAREHOUSE:-lake}/orders' into the absolute path '/orders'"))
 def test_default_syntax_treats_an_empty_variable_as_unset(tmp_path):
     make_repo(tmp_path, one_pipeline(inputs='orders: {path: "${WAREHOUSE:-lake}/orders"}'))
     pipeline = load_manifest(tmp_path, env={"WAREHOUSE": ""}).pipeline("daily")
@@ -300,10 +296,6 @@ def test_sql_job_tables_on_text_sqlglot_cannot_parse_leaves_it_to_spark():
     assert sql_job_tables("SELECT FROM WHERE ((") == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG healer/manifest.py sql_job_tables()/_load_pipeline(): names are compared case-sensitively, "
-    "but Spark SQL identifiers are case-insensitive: a CTE 'Recent' read as 'recent', or a declared "
-    "input 'orders' read as 'ORDERS', becomes an undeclared catalog-table input that fails at the input stage"))
 def test_sql_name_matching_is_case_insensitive_like_spark(tmp_path):
     sql = "WITH Recent AS (SELECT * FROM ORDERS) SELECT * FROM recent"
     make_repo(tmp_path, one_pipeline(), {"jobs/daily.sql": sql})

@@ -297,11 +297,6 @@ def test_table_input(spark, ledger, pipeline_repo, good_run):
         assert math.isclose(g["revenue"], w["revenue"], abs_tol=0.011)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG healer/runner/jobs.py bound_inputs() + run.py _run_stages(): an undeclared SQL input with a "
-    "qualified name (FROM default.t, found by sqlglot) is registered with createOrReplaceTempView('default.t'), "
-    "which Spark rejects (TEMP_VIEW_NAME_TOO_MANY_NAME_PARTS); bound_inputs is entered outside the try, so "
-    "a raw AnalysisException escapes run_pipeline and the run is recorded as InternalError without a message"))
 def test_sql_job_reading_a_qualified_catalog_table(spark, ledger, pipeline_repo):
     from pyspark.errors import AnalysisException
 

@@ -55,7 +55,12 @@ def describe_error(exc: BaseException) -> ErrorInfo:
 
 @contextmanager
 def bound_inputs(spark, frames: dict):
-    """Register each DataFrame as a temp view under its logical name, dropped afterwards."""
+    """Register each DataFrame as a temp view under its logical name, dropped afterwards.
+
+    A qualified catalog name (``db.table``) cannot be a temp view; the job reads it from
+    the catalog directly.
+    """
+    frames = {name: df for name, df in frames.items() if "." not in name}
     for name, df in frames.items():
         df.createOrReplaceTempView(name)
     try:

@@ -119,18 +119,18 @@ def _run_stages(spark, manifest: Manifest, pipeline: Pipeline, expectations, rec
     try:
         # job: compute and write the result to staging
         record.stage = "job"
-        with bound_inputs(spark, frames):
-            try:
+        try:
+            with bound_inputs(spark, frames):
                 result = compute(spark, pipeline)
                 if staged:
                     io.write_frame(result, staged, pipeline.output.format, pipeline.output.options,
                                    pipeline.output.partition_by)
                 else:
                     result.write.mode("errorifexists").saveAsTable(staged_table)
-            except Exception as exc:
-                info = describe_error(exc)
-                return _fail(ledger, record, "job", f"{pipeline.job}: {info.first_line}", info.error_class, t0, check,
-                             params=info.params, traceback=info.traceback, message=info.message)
+        except Exception as exc:
+            info = describe_error(exc)
+            return _fail(ledger, record, "job", f"{pipeline.job}: {info.first_line}", info.error_class, t0, check,
+                         params=info.params, traceback=info.traceback, message=info.message)
         # audit: exactly the staged data that would be published
         record.stage = "audit"
         staged_df = (io.read_input(spark, _staged_input(staged, pipeline)) if staged else spark.table(staged_table))
