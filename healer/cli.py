@@ -69,6 +69,9 @@ def _register_more(sub) -> None:
     except ImportError:
         return
     cli_heal.register(sub)
+    from healer import cli_forge
+
+    cli_forge.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,11 +33,41 @@ def _cmd_heal(args) -> int:
     return outcome.exit_code
 
 
-def _forge():
-    from healer.forges import LocalForge
-    from healer.ledger import Ledger
+class _Forges:
+    """The forge each recorded pull request lives on (merging a GitHub PR goes through GitHub)."""
 
-    return LocalForge(Ledger())
+    def __init__(self):
+        from healer.ledger import Ledger
+
+        self.ledger = Ledger()
+
+    def _for(self, pr_id: int):
+        from healer.errors import ForgeError
+        from healer.forges import forge_for
+        from healer.ledger import prs
+
+        row = self.ledger.get(prs, pr_id)
+        if not row:
+            raise ForgeError(f"no pull request #{pr_id} in the ledger {self.ledger.url}")
+        return forge_for(self.ledger, row)
+
+    def list(self, status=None):
+        from healer.forges import LocalForge
+
+        return LocalForge(self.ledger).list(status=status)  # every forge records its PRs in the ledger
+
+    def get(self, pr_id):
+        return self._for(pr_id).get(pr_id)
+
+    def merge(self, pr_id):
+        return self._for(pr_id).merge(pr_id)
+
+    def close(self, pr_id):
+        return self._for(pr_id).close(pr_id)
+
+
+def _forge():
+    return _Forges()
 
 
 def _cmd_prs(args) -> int:

@@ -339,6 +339,8 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
     fingerprint = storm_fingerprint(group) if storm else failure.fingerprint
     branch = f"healer/storm/{fingerprint[:8]}" if storm else branch_name(failure.pipeline, failure.short_fingerprint)
     with timer.stage("proposal"):
+        # Choose the forge before pushing: a forge misconfiguration must not leave an orphan branch.
+        forge = forge or get_forge(ledger, workspace.remote_url)
         for v in group:
             workspace.apply(v.patch.edits)
         if storm:
@@ -350,10 +352,11 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
             message = report.commit_message(failure.pipeline, lead.patch, failure)
         workspace.commit_on_branch(branch, message)
         workspace.push(branch)
+        for v in group:
+            v.attempt.outcome.branch = branch  # pushed: say so even if opening the PR fails below
         bodies = [report.pr_body(v.attempt.failure, v.evidence, v.patch, v.verdict, dict(v.attempt.timer.timings),
-                                 branch, draft, v.plan) for v in group]
+                                 branch, draft, v.plan, draft_below=policy.draft_below) for v in group]
         body = bodies[0] if not storm else storm_body(group, bodies, fingerprint)
-        forge = forge or get_forge(ledger, workspace.remote_url)
         pr = forge.open(title=title, body=body, branch=branch, base=workspace.base_branch, remote=workspace.remote_url,
                         draft=draft, pipeline=",".join(v.attempt.failure.pipeline for v in group),
                         fingerprint=fingerprint, heal_id=lead.attempt.outcome.heal)

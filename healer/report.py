@@ -1,99 +1,379 @@
-"""The pull request body: the evidence a reviewer needs to trust a fix at a glance."""
+"""The pull request a reviewer can trust at a glance: title, body and commit message.
+
+The body answers a reviewer's questions in the order they are asked: what broke, why, what
+the fix changes in the data and how sure Healer is (the summary); then the evidence for
+each: the error, the root cause with the schema diff, the diff of the job, the validation
+on the sample (checks, every expectation with counts, sample sizes, output rows and column
+statistics before vs after), the lineage, every doubt, the cost, and the commands that
+reproduce the sandbox run. Long parts fold into ``<details>``.
+
+Error messages, commit subjects, data values and model-written text are untrusted: they are
+fenced or escaped so they cannot break the layout, hide the rest of the body inside an HTML
+comment, forge Healer's markers, or mention people.
+
+The examples under ``docs/`` are rendered from fixed inputs by ``python docs/render_examples.py``.
+"""
 
 from __future__ import annotations
 
+import re
+import shlex
+
 SAMPLE_DOUBT = ("The sandbox ran on a sample of the current inputs; values that only occur outside the "
                 "sample were not seen. Re-run the pipeline on the branch before merging if in doubt.")
+MAX_BODY = 60_000  # GitHub refuses bodies over 65,536 characters
+DIFF_OPEN_LINES = 60  # a longer diff is folded
+ERROR_LINES = 12
+TRACEBACK_LINES = 40
+PROFILE_ROWS = 60
+
+_MENTION = re.compile(r"@(?=[A-Za-z0-9_])")
+
+
+# -- markdown that untrusted text cannot break ---------------------------------------------
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.0f}" if 1e6 <= abs(value) < 1e15 else f"{value:.6g}"
+    return str(value)
+
+
+def _safe(text: str) -> str:
+    """Text for markdown outside code: no raw HTML (so no comment that swallows the body), no @mentions."""
+    return _MENTION.sub("@\u200b", str(text).replace("<", "&lt;"))
+
+
+def _cell_text(value) -> str:
+    text = " ".join(_fmt(value).split())
+    return _safe(text if len(text) <= 120 else text[:119] + "…")
 
 
 def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        text = f"{value:.4g}"
-    else:
-        text = str(value)
-    return text.replace("|", "\\|").replace("\n", " ")[:120]
+    return _cell_text(value).replace("|", "\\|")
+
+
+def _code(value) -> str:
+    """An inline code span that holds any text, backticks included."""
+    text = " ".join(str(value).split())
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _fence(text: str, lang: str = "") -> str:
+    """A fenced block that the text cannot close early."""
+    ticks = "`" * max(3, max((len(run) for run in re.findall(r"`{3,}", text)), default=0) + 1)
+    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
+
+
+def _details(summary: str, inner: str) -> list[str]:
+    return [f"<details><summary>{summary}</summary>", "", inner, "", "</details>", ""]
 
 
 def table(headers: list[str], rows: list[list]) -> str:
+    """A markdown table; cells are escaped and shortened."""
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
 
 
+def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A table of cells that are markdown already (code spans); only pipes are escaped."""
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def _count(n) -> str:
+    return "" if n is None else f"{int(n):,}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+# -- title, commit, commands, cost -----------------------------------------------------------
+
 def pr_title(pipeline: str, patch) -> str:
-    return f"heal({pipeline}): {patch.title}"
-
-
-def reproduce_commands(failure, branch: str) -> str:
-    return "\n".join([
-        "# replay the heal (sandbox only, nothing pushed):",
-        f"healer heal --repo {failure.repo} --pipeline {failure.pipeline} --failure {failure.run_id} --dry-run",
-        "# run the fixed job on the full current data:",
-        f"git fetch origin {branch} && git checkout {branch}",
-        f"healer run {failure.pipeline} --repo .",
-    ])
-
-
-def pr_body(failure, evidence, patch, verdict, timings: dict, branch: str, draft: bool, sample_plan: dict) -> str:
-    """Markdown body: summary, what failed, root cause, change, validation, lineage, doubts, reproduce."""
-    lines = []
-    if draft:
-        lines += ["> **Draft: " + ("this fix changes what the data means" if patch.changes_meaning
-                                   else f"confidence {patch.confidence:.2f} is below the bar for a ready PR")
-                  + ". Review the doubts below before merging.**", ""]
-    lines += [
-        "### Summary",
-        f"`{failure.pipeline}` failed at the **{failure.stage}** stage with `{failure.error_class}` "
-        f"(commit `{(failure.commit or 'unknown')[:10]}`, run #{failure.run_id}). Root cause: {patch.title}. "
-        f"Healer's `{patch.fixer}` fix ran on sampled current inputs and passed "
-        f"{sum(1 for c in verdict.checks if c.passed)}/{len(verdict.checks)} checks. Confidence **{patch.confidence:.2f}**.",
-        "",
-        "### What failed",
-        "```",
-        (failure.message or "").strip().splitlines()[0][:500] if failure.message else failure.error_class,
-        "```",
-        "",
-        "### Root cause",
-        patch.rationale,
-        "",
-    ]
-    drift = [list(r) for d in evidence.changed for r in d.rows()]
-    if drift:
-        last = f"run #{evidence.last_good.id}" if evidence.last_good else "no recorded good run"
-        lines += [f"Schema drift since the last good run ({last}):", "", table(["input", "column", "change", "detail"], drift), ""]
-    lines += ["### The change", "```diff", patch.diff().rstrip(), "```", ""]
-    lines += ["### Validation", "Sandbox run of the patched job on a deterministic sample of the current inputs:", "",
-              table(["check", "result", "detail"], [[c.name, "pass" if c.passed else "FAIL", c.detail] for c in verdict.checks]), ""]
-    if verdict.expectations:
-        rows = [[e["expectation"], "pass" if e["success"] else "FAIL",
-                 "" if e.get("unexpected_count") is None else f"{e['unexpected_count']} of {e.get('element_count')}"]
-                for e in verdict.expectations]
-        lines += ["Expectations on the sample output:", "", table(["expectation", "result", "failing rows"], rows), ""]
-    sizes = [[name, rows, sample_plan.get(name, "")] for name, rows in verdict.sample_sizes.items()]
-    lines += ["Sample sizes:", "", table(["input", "rows", "how"], sizes), "",
-              f"Output on the sample: {verdict.output_rows} rows"
-              + (f" (last good run on full data: {evidence.last_good.row_count} rows)" if evidence.last_good else ""), ""]
-    if verdict.profile_rows:
-        prow = [[r["column"], r["null_before"], r["null_after"], r["min_before"], r["min_after"], r["max_before"], r["max_after"]]
-                for r in verdict.profile_rows]
-        lines += ["<details><summary>Output profile: last good run vs sandbox</summary>", "",
-                  table(["column", "nulls before", "nulls after", "min before", "min after", "max before", "max after"], prow),
-                  "", "</details>", ""]
-    affected = evidence.affected_outputs()
-    lines += ["### Lineage", (f"Output columns computed from what changed: {', '.join(f'`{a}`' for a in affected)}."
-                              if affected else "No output column is traced to the changed inputs.")
-              + ("" if evidence.lineage.exact else " (Lineage of this job is approximate.)"), ""]
-    doubts = list(patch.doubts) + [SAMPLE_DOUBT]
-    lines += ["### Confidence and doubts", f"Confidence: **{patch.confidence:.2f}**.", ""] + [f"- {d}" for d in doubts] + [""]
-    lines += ["### Timings", table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in timings.items()]), ""]
-    lines += ["### Reproduce", "```sh", reproduce_commands(failure, branch), "```", "",
-              f"<!-- healer:fingerprint={failure.fingerprint} -->"]
-    return "\n".join(lines)
+    """``heal(<pipeline>): <root cause in words>``, one line, short enough for any forge."""
+    text = f"heal({pipeline}): {' '.join(str(patch.title).split())}"
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def commit_message(pipeline: str, patch, failure) -> str:
-    return (f"heal({pipeline}): {patch.title}\n\n{patch.rationale}\n\nFixer: {patch.fixer}\n"
+    """The commit on the healer branch: the title, why, and trailers that tie it to the heal."""
+    return (f"{pr_title(pipeline, patch)}\n\n{patch.rationale}\n\nFixer: {patch.fixer}\n"
             f"Confidence: {patch.confidence:.2f}\nFailed run: #{failure.run_id} ({failure.error_class})\n"
             f"Healer-Fingerprint: {failure.fingerprint}\n")
+
+
+def reproduce_commands(failure, branch: str) -> str:
+    """Shell commands that replay the sandbox run and run the fixed job on the full data."""
+    q = shlex.quote
+    return "\n".join([
+        "# replay the heal (sandbox only, nothing pushed):",
+        f"healer heal --repo {q(str(failure.repo))} --pipeline {q(failure.pipeline)} --failure {failure.run_id} --dry-run",
+        "# run the fixed job on the full current data:",
+        f"git fetch origin {q(branch)} && git checkout {q(branch)}",
+        f"healer run {q(failure.pipeline)} --repo .",
+    ])
+
+
+def cost_line(patch, usage: dict | None = None) -> str:
+    """What the fix cost: model tokens and dollars, or that a rule needs no model.
+
+    ``usage`` (the whole heal's model usage) wins over ``patch.details["usage"]``, which the
+    LLM fixer fills with input/output/cache tokens, ``cost_usd`` and ``model``.
+    """
+    usage = usage or (patch.details or {}).get("usage")
+    if not usage:
+        if str(patch.fixer).startswith("llm"):
+            return "model fix: the model's usage was not recorded"
+        return "rule fix: no model cost"
+    cached = int(usage.get("cache_read_input_tokens") or 0) + int(usage.get("cache_creation_input_tokens") or 0)
+    parts = [f"{int(usage.get('input_tokens') or 0):,} input", f"{int(usage.get('output_tokens') or 0):,} output"]
+    if cached:
+        parts.append(f"{cached:,} cache")
+    text = f"model {usage.get('model') or 'unknown'}: " + " + ".join(parts) + " tokens"
+    if usage.get("cost_usd") is not None:
+        text += f", about ${float(usage['cost_usd']):.4f}"
+    return text
+
+
+def markers(failure) -> str:
+    """Hidden markers: the fingerprint (so a forge finds the open PR of a cause) and the error class (a label)."""
+    error_class = re.sub(r"[^A-Za-z0-9_.:-]", "_", failure.error_class or "unknown")[:80]
+    return f"<!-- healer:fingerprint={failure.fingerprint} -->\n<!-- healer:error-class={error_class} -->"
+
+
+# -- the body --------------------------------------------------------------------------------
+
+def pr_body(failure, evidence, patch, verdict, timings: dict, branch: str, draft: bool, sample_plan: dict, *,
+            usage: dict | None = None, draft_below: float | None = None) -> str:
+    """Markdown body: summary, what failed, root cause, change, validation, lineage, doubts, cost, reproduce.
+
+    ``usage`` is the heal's model usage when it differs from the patch's; ``draft_below`` is
+    the confidence bar of a ready pull request, named in the draft banner when given.
+    """
+    args = (failure, evidence, patch, verdict, timings, branch, draft, sample_plan, usage, draft_below)
+    body = _render(*args)
+    if len(body) > MAX_BODY:
+        diff = patch.diff()
+        body = _render(*args, diff_limit=max(2_000, len(diff) - (len(body) - MAX_BODY) - 1_000))
+    if len(body) > MAX_BODY:
+        tail = "\n\n*(The description was cut to fit the forge; the branch holds everything.)*\n\n" + markers(failure)
+        body = body[: MAX_BODY - len(tail)] + tail
+    return body
+
+
+def _render(failure, evidence, patch, verdict, timings, branch, draft, sample_plan, usage, draft_below,
+            diff_limit: int | None = None) -> str:
+    lines: list[str] = []
+    if draft:
+        lines += [_draft_banner(patch, draft_below), ""]
+    lines += _summary(failure, evidence, patch, verdict, usage, draft, draft_below)
+    lines += _what_failed(failure)
+    lines += _root_cause(evidence, patch)
+    lines += _change(patch, diff_limit)
+    lines += _validation(evidence, verdict, sample_plan)
+    lines += _lineage(evidence)
+    lines += _doubts(evidence, patch, verdict, draft, draft_below)
+    cost = cost_line(patch, usage)
+    lines += ["### Cost", cost[:1].upper() + cost[1:] + ".", ""]
+    lines += ["### Reproduce", _fence(reproduce_commands(failure, branch), "sh"), ""]
+    if timings:
+        lines += _details("Timings", table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in timings.items()]))
+    lines += [f"<sub>Proposed by Healer on branch {_code(branch)}. Nothing reaches production until a person merges it.</sub>",
+              "", markers(failure)]
+    return "\n".join(lines) + "\n"
+
+
+def _draft_reasons(patch, draft_below) -> list[str]:
+    reasons = []
+    if patch.changes_meaning:
+        reasons.append("this fix changes what the data means")
+    if draft_below is not None and patch.confidence < draft_below:
+        reasons.append(f"its confidence {patch.confidence:.2f} is below the {draft_below:.2f} bar for a ready pull request")
+    if not reasons:
+        reasons.append(f"its confidence {patch.confidence:.2f} is below the bar for a ready pull request")
+    return reasons
+
+
+def _draft_banner(patch, draft_below) -> str:
+    reasons = " and ".join(_draft_reasons(patch, draft_below))
+    return (f"> **Draft: {reasons}.** It passed the sandbox, but Healer is not sure enough to ask for a merge. "
+            "Read the doubts below before you decide.")
+
+
+def _summary(failure, evidence, patch, verdict, usage, draft, draft_below) -> list[str]:
+    checks_ok = sum(1 for c in verdict.checks if c.passed)
+    exp_ok = sum(1 for e in verdict.expectations if e.get("success"))
+    sampled = sum(int(v or 0) for v in verdict.sample_sizes.values())
+    commit = f" (commit {_code((failure.commit or 'unknown')[:10])})"
+    files = ", ".join(_code(f) for f in patch.files) or "no files"
+    data = []
+    if verdict.output_rows is not None:
+        data.append(f"{_plural(verdict.output_rows, 'row')} on the sample"
+                    + (f" (last good run: {_plural(evidence.last_good.row_count, 'row')} on the full data)"
+                       if evidence.last_good and evidence.last_good.row_count is not None else ""))
+    for name in ("output schema", "profile"):
+        check = next((c for c in verdict.checks if c.name == name), None)
+        if check and check.detail:
+            data.append(_safe(check.detail))
+    doubts = len(_doubt_list(evidence, patch, verdict, draft, draft_below))
+    return [
+        "### Summary",
+        f"- **What broke:** {_code(failure.pipeline)} failed at the `{failure.stage}` stage of run #{failure.run_id}{commit} "
+        f"with {_code(failure.error_class)}: {failure.describe()}.",
+        f"- **Why:** {_safe(patch.title)}.",
+        f"- **The fix:** {_code(patch.fixer)} edits {files}.",
+        f"- **The data after the fix:** " + ("; ".join(data) if data else "not measured") + ".",
+        f"- **Validated:** {checks_ok}/{len(verdict.checks)} sandbox checks and {exp_ok}/{len(verdict.expectations)} "
+        f"expectations passed on {_plural(sampled, 'sampled input row')}.",
+        f"- **Confidence:** **{patch.confidence:.2f}**, with {_plural(doubts, 'doubt')} listed below.",
+        f"- **Cost:** {cost_line(patch, usage)}.",
+        "",
+    ]
+
+
+def _what_failed(failure) -> list[str]:
+    message = (failure.message or "").strip()
+    shown = "\n".join(message.splitlines()[:ERROR_LINES])[:3_000] if message else failure.error_class
+    lines = ["### What failed", _fence(shown), ""]
+    if failure.failed_expectations:
+        rows = [[e.get("expectation") or e.get("kind"),
+                 "" if e.get("unexpected_count") is None else f"{e['unexpected_count']:,} of {e.get('element_count') or 0:,}",
+                 ", ".join(repr(v) for v in (e.get("examples") or [])[:5])]
+                for e in failure.failed_expectations]
+        lines += ["Expectations the output failed:", "", table(["expectation", "failing rows", "examples"], rows), ""]
+    if failure.traceback:
+        trace = failure.traceback.strip().splitlines()
+        cut = len(trace) > TRACEBACK_LINES
+        lines += _details(f"Traceback (last {TRACEBACK_LINES} lines)" if cut else "Traceback",
+                          _fence("\n".join(trace[-TRACEBACK_LINES:])))
+    return lines
+
+
+def _root_cause(evidence, patch) -> list[str]:
+    lines = ["### Root cause", _safe(patch.rationale), ""]
+    drift = [list(r) for d in evidence.changed for r in d.rows()]
+    last = f"run #{evidence.last_good.id}" if evidence.last_good else "no recorded good run"
+    if drift:
+        lines += [f"Schema drift since the last good run ({last}):", "",
+                  table(["input", "column", "change", "detail"], drift), ""]
+    elif evidence.last_good:
+        lines += [f"No input schema changed since the last good run ({last}).", ""]
+    else:
+        lines += ["No good run is recorded, so there is no schema to compare with.", ""]
+    if evidence.commits:
+        rows = [[_code(c.sha[:10]), _cell_text(c.date[:10]), _cell_text(c.author), _code(c.subject[:100])] for c in evidence.commits]
+        lines += _details(f"Recent commits to the job ({len(evidence.commits)})",
+                          _md_table(["commit", "date", "author", "subject"], rows))
+    return lines
+
+
+def _change(patch, diff_limit: int | None) -> list[str]:
+    diff = patch.diff().rstrip()
+    if diff_limit is not None and len(diff) > diff_limit:
+        cut = diff[:diff_limit].rsplit("\n", 1)[0]
+        diff = cut + f"\n... {len(diff.splitlines()) - len(cut.splitlines()):,} more lines: see the branch"
+    n = len(diff.splitlines())
+    lines = ["### The change", f"{_plural(len(patch.edits), 'file')}: " + ", ".join(_code(f) for f in patch.files), ""]
+    block = _fence(diff, "diff")
+    lines += _details(f"The diff ({_plural(n, 'line')})", block) if n > DIFF_OPEN_LINES else [block, ""]
+    return lines
+
+
+def _validation(evidence, verdict, sample_plan) -> list[str]:
+    lines = ["### Validation",
+             "The patched job ran on a deterministic sample of the current inputs, in an isolated warehouse:", "",
+             table(["check", "result", "detail"], [[c.name, "pass" if c.passed else "FAIL", c.detail] for c in verdict.checks]),
+             ""]
+    if verdict.expectations:
+        rows = []
+        for e in verdict.expectations:
+            counted = e.get("unexpected_count") is not None
+            rows.append([e.get("expectation"), "pass" if e.get("success") else "FAIL",
+                         _count(e.get("element_count")) if counted else "",
+                         _count(e.get("unexpected_count")) if counted else "",
+                         e.get("error") or ("" if counted or e.get("observed") is None else f"observed {e['observed']}")
+                         or ", ".join(repr(v) for v in (e.get("examples") or [])[:5])])
+        lines += ["Every expectation on the sample output:", "",
+                  table(["expectation", "result", "rows checked", "failing rows", "detail"], rows), ""]
+    sizes = [[name, _count(rows), sample_plan.get(name, "")] for name, rows in verdict.sample_sizes.items()]
+    if sizes:
+        lines += ["Sample sizes:", "", table(["input", "sampled rows", "how"], sizes), ""]
+    last = evidence.last_good
+    if verdict.output_rows is not None:
+        lines += [f"Output on the sample: **{verdict.output_rows:,}** rows"
+                  + (f"; the last good run wrote {last.row_count:,} rows on the full data." if last and last.row_count is not None
+                     else "; no good run is recorded to compare with."), ""]
+    lines += _column_stats(evidence, verdict)
+    return lines
+
+
+def _change_cell(before, after, percent: bool = False) -> str:
+    show = (lambda v: "" if v is None else f"{v:.1%}") if percent else _fmt
+    if before is None and after is None:
+        return ""
+    if before == after:
+        return show(after)
+    return f"{show(before) or '–'} → {show(after) or '–'}"
+
+
+def _column_stats(evidence, verdict) -> list[str]:
+    if not verdict.profile_rows:
+        return []
+    key = {str(c).lower() for c in evidence.affected_outputs()}
+    key |= {str(e.get("column")).lower() for e in verdict.expectations if e.get("column")}
+    rows = [[r["column"], _change_cell(r.get("null_before"), r.get("null_after"), percent=True),
+             _change_cell(r.get("min_before"), r.get("min_after")), _change_cell(r.get("max_before"), r.get("max_after"))]
+            for r in verdict.profile_rows]
+    headers = ["column", "nulls", "min", "max"]
+    main = [r for r in rows if r[0].lower() in key] or rows[:12]
+    rest = [r for r in rows if r not in main]
+    lines = ["Key output columns, last good run (full data) → this fix (sample); one value means unchanged:", "",
+             table(headers, main), ""]
+    if rest:
+        lines += _details(f"Other output columns ({len(rest)})", table(headers, rest[:PROFILE_ROWS]))
+    return lines
+
+
+def _lineage(evidence) -> list[str]:
+    lineage = evidence.lineage
+    affected = evidence.affected_outputs()
+    text = (f"Output columns computed from what changed: {', '.join(_code(a) for a in affected)}."
+            if affected else "No output column is traced to the changed inputs.")
+    if not lineage.exact:
+        text += " (The lineage of this job is approximate.)"
+    lines = ["### Lineage", text, ""]
+    if lineage.outputs:
+        rows = [[_code(out), ", ".join(_code(s) for s in sorted(srcs)) or "(constant or untraced)"]
+                for out, srcs in sorted(lineage.outputs.items())]
+        lines += _details("Column lineage of the output", _md_table(["output column", "computed from"], rows))
+    return lines
+
+
+def _doubts(evidence, patch, verdict, draft, draft_below) -> list[str]:
+    doubts = _doubt_list(evidence, patch, verdict, draft, draft_below)
+    return ["### Confidence and doubts", f"Confidence: **{patch.confidence:.2f}**.", ""] + [f"- {d}" for d in doubts] + [""]
+
+
+def _doubt_list(evidence, patch, verdict, draft, draft_below) -> list[str]:
+    """Every doubt: the fixer's, the draft's reasons, missing comparisons, failed checks, the sample."""
+    doubts = [_safe(d) for d in patch.doubts]
+    if draft:
+        doubts += [f"Draft because {r}." for r in _draft_reasons(patch, draft_below)]
+    if not evidence.last_good:
+        doubts.append("No good run is recorded: the output schema and profile were not compared with a known good state.")
+    if not evidence.lineage.exact:
+        doubts.append("The lineage is approximate, so outputs not listed above may depend on the changed inputs too.")
+    doubts += [f"The {c.name} check did not pass: {_safe(c.detail)}" for c in verdict.checks if not c.passed]
+    doubts.append(SAMPLE_DOUBT)
+    return doubts
