@@ -16,9 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from healer.errors import ExpectationsError
+from healer.manifest import read_yaml
 
 
 @dataclass(frozen=True)
@@ -160,12 +159,7 @@ def load_expectations(path: str | Path) -> list[Expectation]:
     path = Path(path)
     if not path.is_file():
         raise ExpectationsError(f"{path}: expectations file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ExpectationsError(f"{path}: invalid YAML{at}") from None
+    raw = read_yaml(path, ExpectationsError)
     if raw is None:
         return []
     if not isinstance(raw, list):

@@ -151,13 +151,7 @@ def load_manifest(repo: str | os.PathLike, env: Mapping[str, str] | None = None,
     path = path.resolve()
     if not path.is_file():
         raise ConfigError(f"{path}: no {MANIFEST_NAME} found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: invalid YAML{at}: {problem}") from None
+    raw = read_yaml(path, ConfigError)
     where = _Where(path)
     data_base = Path(data_root).resolve() if data_root else path.parent
     if not isinstance(raw, dict):
@@ -177,6 +171,17 @@ def load_manifest(repo: str | os.PathLike, env: Mapping[str, str] | None = None,
         for name, body in pipelines_raw.items()
     }
     return Manifest(path=path, pipelines=pipelines)
+
+
+def read_yaml(path: Path, error: type[ConfigError]):
+    """Parse a YAML file; a syntax error is ``error`` naming the file, line and problem."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{path}: invalid YAML{at}: {problem}") from None
 
 
 def _reject_unknown(body: Mapping, allowed: set[str], where: _Where, prefix: str | None) -> None:
