@@ -32,6 +32,18 @@ def pipelines_dir() -> Path:
     return here
 
 
+def make_repo(repo: Path, origin: Path) -> None:
+    """A git repo of the example pipelines at ``repo``, pushed to a bare ``origin``."""
+    shutil.copytree(pipelines_dir(), repo, ignore=shutil.ignore_patterns("data", "output", "__pycache__", "*.pyc"))
+    (repo / ".gitignore").write_text("data/\noutput/\n__pycache__/\n")
+    _git(repo.parent, "init", "-q", "--bare", "-b", "main", str(origin))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "-c", "user.name=Data Team", "-c", "user.email=data@example.com", "add", "-A")
+    _git(repo, "-c", "user.name=Data Team", "-c", "user.email=data@example.com", "commit", "-q", "-m", "retail pipelines")
+    _git(repo, "remote", "add", "origin", str(origin))
+    _git(repo, "push", "-q", "-u", "origin", "main")
+
+
 def run_demo(rows: int = 50000, keep: bool = False) -> int:
     from pipelines import drift
     from pipelines.generate import generate, write
@@ -52,14 +64,7 @@ def run_demo(rows: int = 50000, keep: bool = False) -> int:
     preload()
 
     _say("1. A pipeline repo", f"{repo} (origin: {origin})")
-    shutil.copytree(pipelines_dir(), repo, ignore=shutil.ignore_patterns("data", "output", "__pycache__", "*.pyc"))
-    (repo / ".gitignore").write_text("data/\noutput/\n__pycache__/\n")
-    _git(base, "init", "-q", "--bare", "-b", "main", str(origin))
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "-c", "user.name=Data Team", "-c", "user.email=data@example.com", "add", "-A")
-    _git(repo, "-c", "user.name=Data Team", "-c", "user.email=data@example.com", "commit", "-q", "-m", "retail pipelines")
-    _git(repo, "remote", "add", "origin", str(origin))
-    _git(repo, "push", "-q", "-u", "origin", "main")
+    make_repo(repo, origin)
 
     _say("2. Generated retail data", f"{rows:,} order lines")
     write(generate(rows), repo / "data")
