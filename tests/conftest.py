@@ -14,6 +14,7 @@ import sys
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ROOT / "pipelines"
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as messages_server
+pytest_plugins = ["airflow_fixtures"]  # real Airflow for tests/test_airflow_*.py
 
 
 @pytest.fixture(autouse=True)

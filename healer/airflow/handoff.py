@@ -1,0 +1,183 @@
+"""The failure path: record the failure, hand it to the healer DAG, return.
+
+It runs inside Airflow's task process, after the task failed, so it must be quick and must
+never raise: it records one ledger row (or reuses the run the task recorded), queues a
+hand-off, and triggers the healer DAG through Airflow's API. When the trigger fails, the
+hand-off waits in the ledger for the healer DAG's schedule. It never heals inline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from healer.airflow import queue
+from healer.airflow.runs import managed_spec, record_failure, recorded_failure, task_context, will_retry
+from healer.ledger import Ledger, utcnow
+
+log = logging.getLogger("healer.airflow")
+
+DEFAULT_DAG_ID = "healer"
+
+
+def healer_dag_id() -> str:
+    """The healer DAG's id: ``[healer] dag_id`` (``AIRFLOW__HEALER__DAG_ID``), default ``healer``."""
+    try:
+        from airflow.sdk import conf
+
+        return conf.get("healer", "dag_id", fallback=DEFAULT_DAG_ID) or DEFAULT_DAG_ID
+    except Exception:
+        return DEFAULT_DAG_ID
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What the failure path did with one failed try."""
+
+    id: int
+    failure: int  # the failed run in the ledger
+    status: str  # triggered | waiting
+    healer_dag_id: str
+    healer_run_id: str | None = None
+    error: str | None = None
+
+
+def hand_off(ti: Any, error: BaseException | str | None, *, pipeline: str | None = None, repo: str | None = None,
+             source: str = "callback", dag_id: str | None = None) -> Handoff | None:
+    """Record a task's failure and trigger the healer DAG; None when there is nothing to hand off.
+
+    Skips tries Airflow will retry, tries already handed off (the callback and the
+    listener may both report one), and tasks that are not healer pipelines. Never raises.
+    """
+    try:
+        return _hand_off(ti, error, pipeline, repo, source, dag_id)
+    except Exception as exc:  # the failure path must never fail the task's process
+        log.warning("healer: could not hand off the failure of %s: %s: %s", _name(ti), type(exc).__name__, exc)
+        return None
+
+
+def _hand_off(ti, error, pipeline, repo, source, dag_id) -> Handoff | None:
+    if ti is None:
+        log.info("healer: no task instance in the callback context; nothing to hand off")
+        return None
+    if will_retry(ti):
+        log.info("healer: %s try %s of %s failed; Airflow will retry, so healing waits for the last try",
+                 _name(ti), getattr(ti, "try_number", "?"), int(getattr(ti, "max_tries", 0) or 0) + 1)
+        return None
+    spec = managed_spec(getattr(ti, "task", None))
+    pipeline = pipeline or (spec.pipeline if spec else None)
+    repo = repo or (spec.repo if spec else None)
+    context = task_context(ti, f"airflow:{source}")
+    ledger = Ledger()
+    run = recorded_failure(ledger, error if isinstance(error, BaseException) else None, context, pipeline, repo,
+                           since=getattr(ti, "start_date", None))
+    if run is None:
+        if not (pipeline and repo):
+            log.info("healer: %s is not a healer pipeline task; give heal_on_failure pipeline= and repo=", _name(ti))
+            return None
+        run = record_failure(ledger, error, context, pipeline, repo, started_at=getattr(ti, "start_date", None))
+    key = queue.TaskKey(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, try_number=int(ti.try_number),
+                        map_index=_map_index(ti))
+    handoff_id = queue.enqueue(ledger, run.id, key, pipeline=run.pipeline, source=source)
+    if handoff_id is None:
+        log.info("healer: %s try %s was already handed off", _name(ti), key.try_number)
+        return None
+    target = dag_id or healer_dag_id()
+    try:
+        healer_run_id = trigger(target, run.id, note=f"heal {run.pipeline}: {_name(ti)} try {key.try_number}")
+    except Exception as exc:
+        reason = f"triggering {target}: {_reason(exc)}"[:500]
+        queue.mark_waiting(ledger, handoff_id, target, reason)
+        log.warning("healer: failure #%s of %s waits in the ledger for the healer DAG's next scheduled sweep; %s",
+                    run.id, run.pipeline, reason)
+        return Handoff(handoff_id, run.id, queue.WAITING, target, error=reason)
+    queue.mark_triggered(ledger, handoff_id, target, healer_run_id)
+    log.info("healer: failure #%s of %s handed off to %s run %s", run.id, run.pipeline, target, healer_run_id)
+    return Handoff(handoff_id, run.id, queue.TRIGGERED, target, healer_run_id)
+
+
+def trigger(dag_id: str, failure: int, note: str | None = None) -> str:
+    """Trigger the healer DAG for one failed run and return the new DAG run's id.
+
+    Inside a task (callbacks and listeners run there) the request goes through the task's
+    supervisor to Airflow's execution API, with the task's own credentials. Elsewhere it
+    uses Airflow's local API client, which needs the metadata database.
+    """
+    run_id = f"heal__{failure}__{utcnow():%Y%m%dT%H%M%S%f}"
+    conf = {"failure": failure}
+    comms = _supervisor_comms()
+    if comms is not None:
+        from airflow.sdk.execution_time.comms import ErrorResponse, TriggerDagRun
+
+        response = comms.send(TriggerDagRun(dag_id=dag_id, run_id=run_id, conf=conf, note=note))
+        if isinstance(response, ErrorResponse):
+            raise RuntimeError(f"{response.error}: {response.detail}")
+        return run_id
+    from airflow.api.client.local_client import Client
+
+    Client().trigger_dag(dag_id, run_id=run_id, conf=conf, replace_microseconds=False)
+    return run_id
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: the error, with the API's status and detail when it answered."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    detail = getattr(exc, "detail", None) or getattr(getattr(exc, "error", None), "detail", None)
+    if isinstance(detail, (dict, list)):
+        detail = json.dumps(detail, default=str)
+    parts = [f"{type(exc).__name__}: {exc}"] + ([f"HTTP {status}"] if status else []) + ([str(detail)] if detail else [])
+    return " ".join("; ".join(parts).split())
+
+
+def _supervisor_comms():
+    # Only a task process has imported the task runner; elsewhere there is no supervisor.
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    return getattr(runner, "SUPERVISOR_COMMS", None) if runner else None
+
+
+def _map_index(ti) -> int:
+    value = getattr(ti, "map_index", None)
+    return -1 if value is None else int(value)
+
+
+def _name(ti) -> str:
+    return f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}"
+
+
+class HealOnFailure:
+    """An ``on_failure_callback`` that hands the failure to the healer (see ``heal_on_failure``)."""
+
+    def __init__(self, pipeline: str | None = None, repo: str | None = None, healer_dag_id: str | None = None):
+        self.pipeline, self.repo, self.healer_dag_id = pipeline, repo, healer_dag_id
+
+    def __call__(self, context) -> None:
+        try:
+            ti = context.get("ti") or context.get("task_instance")
+            error = context.get("exception")
+        except Exception:
+            return
+        hand_off(ti, error, pipeline=self.pipeline, repo=self.repo, source="callback", dag_id=self.healer_dag_id)
+
+    def __repr__(self) -> str:
+        what = f"pipeline={self.pipeline!r}, repo={self.repo!r}" if self.pipeline else ""
+        return f"heal_on_failure({what})"
+
+
+def heal_on_failure(context=None, /, *, pipeline: str | None = None, repo: str | None = None,
+                    healer_dag_id: str | None = None):
+    """Hand a failed task to the healer DAG: use as ``on_failure_callback`` (task or ``default_args``).
+
+    ``on_failure_callback=heal_on_failure`` serves ``HealerPipelineOperator`` and
+    ``@self_healing`` tasks, which know their pipeline. For any other task that runs a
+    pipeline (a BashOperator calling ``healer run``, a spark-submit), name it:
+    ``on_failure_callback=heal_on_failure(pipeline="orders", repo="/repos/etl")``.
+    ``healer_dag_id`` overrides ``[healer] dag_id``. Skips tries that will be retried and
+    never raises into Airflow.
+    """
+    if context is None:
+        return HealOnFailure(pipeline, repo, healer_dag_id)
+    HealOnFailure(pipeline, repo, healer_dag_id)(context)
+    return None

@@ -1,0 +1,162 @@
+"""Hand-offs: failures of Airflow tasks on their way to the healer DAG.
+
+    waiting ──► triggered ──► healing ──► done
+       │                        ▲
+       └────────────────────────┘   (the healer DAG's schedule sweeps waiting ones)
+
+A failure callback or listener records one row per failed try and triggers the healer DAG.
+When the trigger fails the row stays ``waiting``, and the next scheduled healer run claims
+it. Claiming is a conditional update, so a triggered run and a sweep never heal the same
+failure twice. The table lives in the ledger's metadata; nothing here imports Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from healer.ledger import Ledger, metadata, utcnow
+
+WAITING, TRIGGERED, HEALING, DONE = "waiting", "triggered", "healing", "done"
+
+handoffs = sa.Table(
+    "airflow_handoffs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, nullable=False, index=True),  # the failed run in the ledger
+    sa.Column("pipeline", sa.String(200)),
+    sa.Column("dag_id", sa.String(250), nullable=False),
+    sa.Column("task_id", sa.String(250), nullable=False),
+    sa.Column("airflow_run_id", sa.String(250), nullable=False),
+    sa.Column("map_index", sa.Integer, nullable=False, default=-1),
+    sa.Column("try_number", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(20)),  # callback | listener
+    sa.Column("status", sa.String(20), nullable=False),  # waiting | triggered | healing | done
+    sa.Column("healer_dag_id", sa.String(250)),
+    sa.Column("healer_run_id", sa.String(250)),  # the healer DAG run that was triggered or claimed it
+    sa.Column("error", sa.Text),  # why the trigger failed
+    sa.Column("heal_id", sa.Integer),
+    sa.Column("outcome", sa.String(20)),  # the heal's status: proposed | declined | skipped | error
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    # one hand-off per try, whoever (callback or listener) reports it first
+    sa.UniqueConstraint("dag_id", "task_id", "airflow_run_id", "map_index", "try_number", name="uq_airflow_handoff_try"),
+)
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    """One try of one Airflow task instance."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    try_number: int
+    map_index: int = -1
+
+
+_ready: set[str] = set()
+
+
+def ensure_table(ledger: Ledger) -> None:
+    """Create the table in a ledger opened before this module was imported."""
+    if ledger.url not in _ready:
+        handoffs.create(ledger.engine, checkfirst=True)
+        _ready.add(ledger.url)
+
+
+def enqueue(ledger: Ledger, run_id: int, key: TaskKey, *, pipeline: str | None, source: str) -> int | None:
+    """Record a failed try as waiting; None when this try was already handed off."""
+    ensure_table(ledger)
+    now = utcnow()
+    values = dict(run_id=run_id, pipeline=pipeline, dag_id=key.dag_id, task_id=key.task_id,
+                  airflow_run_id=key.run_id, map_index=key.map_index, try_number=key.try_number,
+                  source=source, status=WAITING, created_at=now, updated_at=now)
+    try:
+        with ledger.engine.begin() as conn:
+            return conn.execute(handoffs.insert().values(**values)).inserted_primary_key[0]
+    except IntegrityError:
+        return None
+
+
+def mark_triggered(ledger: Ledger, handoff_id: int, healer_dag_id: str, healer_run_id: str) -> None:
+    """The healer DAG run that will heal this hand-off was created."""
+    # only while still waiting: the triggered run may already have claimed it
+    with ledger.engine.begin() as conn:
+        conn.execute(handoffs.update().where(handoffs.c.id == handoff_id, handoffs.c.status == WAITING)
+                     .values(status=TRIGGERED, healer_dag_id=healer_dag_id, healer_run_id=healer_run_id, error=None,
+                             updated_at=utcnow()))
+
+
+def mark_waiting(ledger: Ledger, handoff_id: int, healer_dag_id: str, error: str) -> None:
+    """The trigger failed: the hand-off waits for the healer DAG's next scheduled run."""
+    ledger.update(handoffs, handoff_id, status=WAITING, healer_dag_id=healer_dag_id, error=error[:2000],
+                  updated_at=utcnow())
+
+
+def claim(ledger: Ledger, healer_run_id: str, *, failure: int | None = None, limit: int = 5,
+          stale_after: dt.timedelta = dt.timedelta(hours=1), now: dt.datetime | None = None) -> list[int]:
+    """Failed run ids this healer run should heal, marked ``healing`` so nobody else does.
+
+    With ``failure`` (a triggered run): that failure, unless another run already claimed
+    it; a failure that was never handed off (a manual trigger) is healed as asked. Without
+    (a scheduled sweep): waiting hand-offs, and triggered ones whose run never started
+    within ``stale_after``.
+    """
+    ensure_table(ledger)
+    now = now or utcnow()
+    if failure is not None:
+        rows = ledger.select(handoffs, handoffs.c.run_id == failure, limit=50)
+        if not rows:
+            return [failure]
+        candidates = [r for r in rows if r["status"] in (WAITING, TRIGGERED)]
+    else:
+        stale = now - stale_after
+        candidates = ledger.select(
+            handoffs,
+            sa.or_(handoffs.c.status == WAITING,
+                   sa.and_(handoffs.c.status == TRIGGERED, handoffs.c.updated_at < stale)),
+            order_desc=False, limit=limit)
+    claimed: list[int] = []
+    for row in candidates:
+        with ledger.engine.begin() as conn:
+            done = conn.execute(handoffs.update()
+                                .where(handoffs.c.id == row["id"], handoffs.c.status == row["status"])
+                                .values(status=HEALING, healer_run_id=healer_run_id, updated_at=now)).rowcount
+        if done and row["run_id"] not in claimed:
+            claimed.append(row["run_id"])
+    return claimed
+
+
+def finish(ledger: Ledger, run_id: int, *, heal_id: int | None, outcome: str) -> None:
+    """The heal of a claimed failure ended (whatever its outcome)."""
+    ensure_table(ledger)
+    with ledger.engine.begin() as conn:
+        conn.execute(handoffs.update()
+                     .where(handoffs.c.run_id == run_id, handoffs.c.status == HEALING)
+                     .values(status=DONE, heal_id=heal_id, outcome=outcome, updated_at=utcnow()))
+
+
+def for_run(ledger: Ledger, run_id: int) -> list[dict]:
+    """Hand-offs of one failed run, newest first."""
+    ensure_table(ledger)
+    return ledger.select(handoffs, handoffs.c.run_id == run_id, limit=50)
+
+
+def for_task(ledger: Ledger, dag_id: str, task_id: str, airflow_run_id: str, map_index: int | None = None) -> list[dict]:
+    """Hand-offs of every try of one task instance, newest first."""
+    ensure_table(ledger)
+    where = [handoffs.c.dag_id == dag_id, handoffs.c.task_id == task_id, handoffs.c.airflow_run_id == airflow_run_id]
+    if map_index is not None:
+        where.append(handoffs.c.map_index == map_index)
+    return ledger.select(handoffs, *where, limit=100)
+
+
+def recent(ledger: Ledger, status: str | None = None, limit: int = 100) -> list[dict]:
+    """Hand-offs, newest first."""
+    ensure_table(ledger)
+    where = [handoffs.c.status == status] if status else []
+    return ledger.select(handoffs, *where, limit=limit)
