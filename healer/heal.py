@@ -20,6 +20,7 @@ from healer.evidence import gather
 from healer.expectations import load_expectations
 from healer.failure import Failure, from_run
 from healer.fixers import propose_all
+from healer.fixers.binding import binding_key, candidate_pipeline
 from healer.fixers.llm import LLMFixer
 from healer.forges import get_forge
 from healer.ledger import Ledger, candidates, heals, utcnow
@@ -302,15 +303,24 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
         return None
     trial = _Trial(workspace, ledger, outcome, log)
     with timer.stage("sandbox"):
-        sandbox = Sandbox(spark, pipeline, last_good, expectations, policy)
+        sandboxes: dict = {}
+
+        def sandbox_for(patch):
+            # a patch that moves an input (healer.yml) runs on samples of where it now points
+            bound = candidate_pipeline(pipeline, patch) if patch is not None else pipeline
+            key = binding_key(bound)
+            if key not in sandboxes:
+                sandboxes[key] = Sandbox(spark, bound, last_good, expectations, policy)
+            return sandboxes[key]
+
         try:
-            sandbox.prepare()
-            best = next((b for b in (trial.run(sandbox, p) for p in patches) if b), None)
+            best = next((b for b in (trial.run(sandbox_for(p), p) for p in patches) if b), None)
             if best is None and llm.enabled:
-                best = _llm_rounds(llm, evidence, workspace, sandbox, trial, outcome, log)
-            plan = dict(sandbox.sample_plan)
+                best = _llm_rounds(llm, evidence, workspace, sandbox_for(None), trial, outcome, log)
+            plan = dict(sandbox_for(best[0]).sample_plan) if best else {}
         finally:
-            sandbox.close()
+            for sandbox in sandboxes.values():
+                sandbox.close()
     if best is None:
         outcome.status = "declined"
         tried = " | ".join(f"{c['fixer']}: {'; '.join(c['reasons'])}" for c in outcome.candidates)

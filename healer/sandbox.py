@@ -121,7 +121,10 @@ class Sandbox:
         """Run the job found under ``root`` (a patched workspace) on the samples and judge it."""
         t0 = time.monotonic()
         if not self.frames:
-            self.prepare()
+            try:
+                self.prepare()
+            except io.MissingInput as exc:
+                return Verdict(False, [Check("inputs", False, str(exc))], duration_s=time.monotonic() - t0)
         guard = self._production_state()
         checks: list[Check] = []
         out_path = str(self.workdir / "outputs" / uuid.uuid4().hex[:8])

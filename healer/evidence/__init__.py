@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from healer.evidence.history import CommitInfo, recent_commits
 from healer.evidence.lineage import Lineage, python_lineage, sql_lineage
+from healer.evidence.locations import Moves
+from healer.evidence.probes import Probes
 from healer.evidence.schema import InputDiff, RenameCandidate, diff_inputs
 from healer.failure import Failure
 from healer.ledger import RunRecord
@@ -30,6 +32,9 @@ class Evidence:
     samples: dict = field(default_factory=dict)  # input -> a few rows (dicts), untrusted
     expectations: list = field(default_factory=list)
     values: dict = field(default_factory=dict)  # (input, column) -> distinct values of retyped columns
+    # -- added by the repair catalogue (issue 4); see probes.py and locations.py ----------------
+    probes: Probes | None = None  # rows the job's casts, divisors and JSON paths touch now
+    moves: Moves | None = None  # where missing inputs may have gone
 
     @property
     def changed(self) -> list[InputDiff]:
@@ -118,6 +123,7 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
         lineage = sql_lineage(source, schemas_for_lineage, outputs or None)
     else:
         lineage = python_lineage(source, schemas_for_lineage, outputs)
+    probes, moves = _catalogue_evidence(spark, failure, pipeline, source, current_schemas, diffs, profile_rows)
     commits = []
     if repo is not None:
         paths = [pipeline.job] + ([pipeline.expectations] if pipeline.expectations else [])
@@ -125,7 +131,38 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
     return Evidence(failure=failure, pipeline=pipeline, job_source=source, last_good=last_good,
                     current_schemas=current_schemas, current_profiles=current_profiles, diffs=diffs,
                     lineage=lineage, commits=commits, samples=samples, expectations=list(expectations or []),
-                    values=values)
+                    values=values, probes=probes, moves=moves)
+
+
+# -- hook: evidence for the repair catalogue's rules (issue 4) ------------------------------------
+def _catalogue_evidence(spark, failure, pipeline, source, current_schemas, diffs, profile_rows):
+    """Value probes for jobs that cast, divide or extract JSON; candidates for missing inputs.
+
+    Best effort: evidence that cannot be gathered is left out, never a crash.
+    """
+    from healer.evidence.locations import find_moves
+    from healer.evidence.probes import WANTED, probe
+    from healer.runner import io
+    from healer.runner.profile import schema_columns
+
+    probes = moves = None
+    if failure.category in WANTED:
+        try:
+            frames = {}
+            for spec in pipeline.inputs.values():
+                if current_schemas.get(spec.name):
+                    frames[spec.name] = io.read_input(spark, spec)
+            columns = {n: {c.lower() for c in schema_columns(s)} for n, s in current_schemas.items() if s}
+            probes = probe(spark, frames, source, pipeline.kind, columns, kinds=WANTED[failure.category])
+        except Exception:
+            probes = None
+    missing = [d.input for d in diffs if d.gone] or [n for n, s in current_schemas.items() if s is None]
+    if missing:
+        try:
+            moves = find_moves(spark, pipeline, missing, profile_rows=profile_rows)
+        except Exception:
+            moves = None
+    return probes, moves
 
 
 def _output_columns(last_good: RunRecord | None) -> list[str]:

@@ -96,3 +96,48 @@ def parses(source: str) -> bool:
         return True
     except SyntaxError:
         return False
+
+
+def node_span(source: str, node: ast.AST) -> Span:
+    """Character span of an ``ast`` node in ``source``."""
+    return _span(source, node)
+
+
+def replace_spans(source: str, edits: list[tuple[Span, str]]) -> str | None:
+    """``source`` with each span replaced by its text; None when spans overlap."""
+    out, last = [], 0
+    for span, text in sorted(edits, key=lambda e: e[0].start):
+        if span.start < last:
+            return None
+        out += [source[last:span.start], text]
+        last = span.end
+    out.append(source[last:])
+    return "".join(out)
+
+
+def string_literals(source: str) -> list[tuple[ast.Constant, Span, int]]:
+    """Plain string literals whose text between the quotes is exactly their value:
+    (node, span of the value inside the quotes, index of the call argument or -1).
+
+    Only those can be edited by splicing text (no escapes, no f-strings, no implicit
+    concatenation); the caller gets the span of the value itself.
+    """
+    out = []
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            continue
+        span = _span(source, node)
+        text = source[span.start:span.end]
+        prefix = ""
+        while text and text[0] in "rRuU":
+            prefix += text[0]
+            text = text[1:]
+        for quote in ('"""', "'''", '"', "'"):
+            if text.startswith(quote) and text.endswith(quote) and len(text) >= 2 * len(quote):
+                inner = text[len(quote):-len(quote)]
+                if inner == node.value and "\\" not in inner:
+                    start = span.start + len(prefix) + len(quote)
+                    out.append((node, Span(start, start + len(inner)), -1))
+                break
+    return out

@@ -110,3 +110,237 @@ def quote(name: str) -> str:
 
 def string_literal(value: str) -> str:
     return exp.Literal.string(value).sql(dialect="spark")
+
+
+# -- splicing a tree transform back into the original text ------------------------------------
+#
+# A fixer transforms the parsed tree (wrap a divisor in NULLIF, CAST -> TRY_CAST, transpile
+# from another dialect). The text it proposes must be the original with only the changed
+# tokens replaced, so comments, layout and casing survive and the diff is the fix:
+#
+#   original ──tokens──┐
+#                      ├─ align: which original token each generated token is
+#   tree.sql(read) ────┘
+#   tree.sql(read) ──tokens──┐
+#                            ├─ align: which tokens the transform changed
+#   new_tree.sql(write) ─────┘
+#
+# Each changed run of tokens is spliced into the original at the position of the tokens it
+# replaces. The result must parse and render exactly as ``new_tree`` does, or nothing is
+# returned and the caller decides (fall back to the generated text, or decline).
+
+_CLAUSES = {"LIMIT", "WHERE", "GROUP", "HAVING", "ORDER", "QUALIFY", "WINDOW", "FROM"}
+_LITERAL_TOKENS = {"STRING", "RAW_STRING", "NATIONAL_STRING", "BIT_STRING", "BYTE_STRING", "HEX_STRING",
+                   "UNICODE_STRING", "HEREDOC_STRING", "IDENTIFIER"}
+
+
+def _tokens(sql: str, dialect: str):
+    from sqlglot.dialects.dialect import Dialect
+
+    return Dialect.get_or_raise(dialect).tokenize(sql)
+
+
+def _keys(sql: str, tokens) -> list[str]:
+    out = []
+    for t in tokens:
+        raw = sql[t.start:t.end + 1]
+        out.append(raw if t.token_type.name in _LITERAL_TOKENS else raw.upper())
+    return out
+
+
+def canonical(sql: str, dialect: str = "spark") -> str | None:
+    """The query as sqlglot renders it, without comments: equal texts mean the same tree."""
+    try:
+        return sqlglot.parse_one(sql, read=dialect).sql(dialect=dialect, comments=False)
+    except Exception:
+        return None
+
+
+def splice(original: str, read: str, generated_before: str, generated_after: str, write: str = "spark") -> str | None:
+    """``original`` with the token changes between two generated texts applied in place.
+
+    ``generated_before`` is the parsed original rendered in ``read``; ``generated_after``
+    the transformed tree rendered in ``write``. Where the generator itself normalized the
+    original (``IFNULL`` rendered ``COALESCE``, ``x::date`` rendered ``CAST``), a change that
+    touches those tokens takes the whole normalized stretch. Returns None when the result
+    does not render exactly like ``generated_after``.
+    """
+    import difflib
+
+    o_tok, g_tok, h_tok = _tokens(original, read), _tokens(generated_before, read), _tokens(generated_after, write)
+    o_keys, g_keys, h_keys = _keys(original, o_tok), _keys(generated_before, g_tok), _keys(generated_after, h_tok)
+    og = difflib.SequenceMatcher(None, o_keys, g_keys, autojunk=False).get_opcodes()
+    gh = difflib.SequenceMatcher(None, g_keys, h_keys, autojunk=False).get_opcodes()
+    # boundaries between generated tokens where the original lines up, and where they sit in it
+    bounds: set[int] = set()
+    o_end: dict[int, int] = {}  # boundary -> original token index ending there (exclusive)
+    o_start: dict[int, int] = {}  # boundary -> original token index starting there
+    for tag, o1, o2, g1, g2 in og:
+        if tag == "equal":
+            for k in range(g2 - g1 + 1):
+                bounds.add(g1 + k)
+                o_end.setdefault(g1 + k, o1 + k) if k == 0 else o_end.__setitem__(g1 + k, o1 + k)
+                o_start[g1 + k] = o_start.get(g1 + k, o1 + k) if k == 0 else o1 + k
+        else:
+            bounds.update((g1, g2))
+            if g1 == g2:  # tokens only the original has: after them for a start, before them for an end
+                o_end.setdefault(g1, o1)
+                o_start[g1] = o2
+            else:
+                o_start.setdefault(g1, o1)
+                o_end[g2] = o2
+    for tag, o1, o2, g1, g2 in og:  # equal blocks define ends exactly
+        if tag == "equal":
+            for k in range(1, g2 - g1 + 1):
+                o_end[g1 + k] = o1 + k
+    h_of_g = {}
+    regions = []
+    for tag, g1, g2, h1, h2 in gh:
+        if tag == "equal":
+            for k in range(g2 - g1):
+                h_of_g[g1 + k] = h1 + k
+        else:
+            regions.append([g1, g2, h1, h2])
+    for _ in range(len(g_keys) + 2):
+        regions.sort()
+        merged: list[list[int]] = []
+        for r in regions:
+            prev = merged[-1] if merged else None
+            if prev and (r[0] < prev[1] or (r[0] == prev[1] and (r[0] == r[1] or prev[0] == prev[1]))):
+                merged[-1] = [prev[0], max(prev[1], r[1]), min(prev[2], r[2]), max(prev[3], r[3])]
+            else:
+                merged.append(r)
+        regions, moved = merged, False
+        for r in regions:
+            if r[0] not in bounds and r[0] > 0:
+                r[0] -= 1
+                r[2] = min(r[2], h_of_g.get(r[0], r[2]))
+                moved = True
+            if r[1] not in bounds and r[1] < len(g_keys):
+                r[3] = max(r[3], h_of_g[r[1]] + 1 if r[1] in h_of_g else r[3])
+                r[1] += 1
+                moved = True
+        if not moved:
+            break
+    edits: list[tuple[int, int, str]] = []
+    for g1, g2, h1, h2 in regions:
+        if g1 not in bounds or g2 not in bounds:
+            return None
+        text = generated_after[h_tok[h1].start:h_tok[h2 - 1].end + 1] if h2 > h1 else ""
+        first, last = o_start.get(g1), o_end.get(g2)
+        if first is None or last is None:
+            return None
+        if g2 > g1 and last > first:
+            start, end = o_tok[first].start, o_tok[last - 1].end + 1
+            if not text:  # a deletion also takes the whitespace after it
+                while end < len(original) and original[end] in " \t":
+                    end += 1
+            edits.append((start, end, text))
+            continue
+        # an insertion sticks to the neighbour it touches in the generated text; elsewhere
+        # it gets one space unless the original already has whitespace there
+        tight_after = 0 < h2 < len(h_tok) and h_tok[h2].start == h_tok[h2 - 1].end + 1
+        tight_before = h1 > 0 and h_tok[h1].start == h_tok[h1 - 1].end + 1
+        prev_end = o_tok[last - 1].end + 1 if last > 0 else None
+        next_start = o_tok[first].start if first < len(o_tok) else None
+        if (tight_before and tight_after and prev_end is not None and next_start is not None
+                and not original[prev_end:next_start].strip()):
+            edits.append((prev_end, next_start, text))  # glued on both sides: the gap goes
+        elif (text.split(" ", 1)[0].upper() in _CLAUSES and prev_end is not None
+              and (prev_end == len(original) or original[prev_end] == "\n")):
+            # a new clause after the end of a line goes on a line of its own, indented alike
+            line_start = original.rfind("\n", 0, prev_end) + 1
+            line = original[line_start:prev_end]
+            indent = line[:len(line) - len(line.lstrip(" \t"))]
+            edits.append((prev_end, prev_end, "\n" + indent + text))
+        elif next_start is not None and (prev_end is None or (tight_after and not tight_before)):
+            pad = "" if tight_before or next_start == 0 or original[next_start - 1].isspace() else " "
+            edits.append((next_start, next_start, pad + text + ("" if tight_after or prev_end is not None else " ")))
+        elif prev_end is not None:
+            after_ws = prev_end < len(original) and original[prev_end].isspace()
+            edits.append((prev_end, prev_end, ("" if tight_before else " ") + text
+                           + ("" if tight_after or after_ws or prev_end == len(original) else " ")))
+        else:
+            return None
+    result = splice_text(original, edits)
+    if result is None or canonical(result, write) is None or canonical(result, write) != canonical(generated_after, write):
+        return None
+    return result
+
+
+def transform_text(sql: str, transform: Callable[[exp.Expression], exp.Expression], read: str = "spark",
+                   write: str = "spark") -> str | None:
+    """Parse ``sql``, apply ``transform`` to the tree, splice the change into the text.
+
+    Returns None when the transform changed nothing or the change cannot be spliced.
+    """
+    from sqlglot.errors import ErrorLevel
+
+    tree = sqlglot.parse_one(sql, read=read)
+    before = tree.sql(dialect=read)
+    new = transform(tree.copy())
+    after = new.sql(dialect=write, unsupported_level=ErrorLevel.RAISE)
+    if canonical(after, write) == canonical(sql, read) and read == write:
+        return None
+    return splice(sql, read, before, after, write)
+
+
+def column_parts(col: exp.Column) -> list[exp.Identifier]:
+    """A column's identifiers, with struct fields reached through ``.`` (``c.address.geo.city``)."""
+    parts = list(col.parts)
+    node = col
+    while isinstance(node.parent, exp.Dot) and node.parent.this is node and isinstance(node.parent.expression, exp.Identifier):
+        parts.append(node.parent.expression)
+        node = node.parent
+    return parts
+
+
+def path_refs(sql: str, input_name: str, path: tuple[str, ...], input_columns: dict[str, set[str]]) -> list[tuple[int, int]]:
+    """Text spans of references to the struct path ``path`` of ``input_name`` (the qualifier,
+    when there is one, stays outside the span)."""
+    tree = parse(sql)
+    target = [p.lower() for p in path]
+    spans = []
+    for scope in traverse_scope(tree):
+        for col in scope.columns:
+            parts = column_parts(col)
+            names = [p.name.lower() for p in parts]
+            source = scope.sources.get(parts[0].name) if len(parts) > 1 else None
+            if isinstance(source, exp.Table):
+                if source.name.lower() != input_name.lower():
+                    continue
+                rest = parts[1:]
+            else:
+                providers = [s.name.lower() for s in scope.sources.values() if isinstance(s, exp.Table)
+                             and (names[0] in input_columns.get(s.name, set()) or len(scope.sources) == 1)]
+                if providers != [input_name.lower()]:
+                    continue
+                rest = parts
+            if [p.name.lower() for p in rest] != target:
+                continue
+            start, end = rest[0].meta.get("start"), rest[-1].meta.get("end")
+            if start is None or end is None:
+                continue
+            spans.append((start, end + 1))
+    return sorted(set(spans))
+
+
+def splice_text(sql: str, edits: list[tuple[int, int, str]]) -> str | None:
+    """``sql`` with each (start, end) span replaced; None when spans overlap."""
+    out, last = [], 0
+    for start, end, text in sorted(edits):
+        if start < last:
+            return None
+        out += [sql[last:start], text]
+        last = end
+    out.append(sql[last:])
+    return "".join(out)
+
+
+def replace_string_literals(sql: str, replacements: dict[str, str], dialect: str = "spark") -> str | None:
+    """``sql`` with string literals whose value is a key of ``replacements`` rewritten."""
+    edits = []
+    for t in _tokens(sql, dialect):
+        if t.token_type.name == "STRING" and t.text in replacements:
+            edits.append((t.start, t.end + 1, string_literal(replacements[t.text])))
+    return splice_text(sql, edits) if edits else None

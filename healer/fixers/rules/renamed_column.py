@@ -7,6 +7,7 @@ from healer.fixers.base import FileEdit, Patch
 from healer.fixers.rules._common import input_columns, job_mentions
 
 CATEGORIES = {"unresolved_column", "expectation", "datatype_mismatch"}
+WEAK_VALUES = 0.8  # below this profile similarity a rename by partly shared names is only a draft
 
 
 class RenamedColumn:
@@ -20,8 +21,8 @@ class RenamedColumn:
         patches = []
         for diff in evidence.changed:
             renames = [r for r in diff.renames if job_mentions(evidence, diff.input, r.old)]
-            if not renames:
-                continue
+            if not renames or any(r.ambiguous for r in renames):
+                continue  # a coin toss between two new names is not a fix
             patch = self._patch(evidence, diff.input, renames)
             if patch:
                 patches.append(patch)
@@ -32,14 +33,22 @@ class RenamedColumn:
         source = evidence.job_source
         if pipeline.kind == "sql":
             cols = input_columns(evidence)
-            after = source
-            for r in renames:
-                refs = sqledit.column_refs(after, input_name, r.old, cols)
-                after = sqledit.rewrite_refs(after, refs, lambda text, ref, new=r.new: sqledit.replace_identifier(text, new))
+            # every reference is found in the original text first, so a swap (a -> b, b -> c)
+            # never renames a reference twice
+            new_name = {r.old.lower(): r.new for r in renames}
+            refs = sorted({ref for r in renames for ref in sqledit.column_refs(source, input_name, r.old, cols)},
+                          key=lambda ref: ref.start)
+            after = sqledit.rewrite_refs(source, refs, lambda text, ref: sqledit.replace_identifier(
+                text, new_name[ref.column.lower()]))
             if after == source or not sqledit.reparses(after):
                 return None
         else:
-            suffix = "".join(f".withColumnRenamed({pyedit.py_string(r.new)}, {pyedit.py_string(r.old)})" for r in renames)
+            if len(renames) > 2:
+                pairs = ", ".join(f"{pyedit.py_string(r.new)}: {pyedit.py_string(r.old)}" for r in renames)
+                suffix = f".withColumnsRenamed({{{pairs}}})"
+            else:
+                suffix = "".join(f".withColumnRenamed({pyedit.py_string(r.new)}, {pyedit.py_string(r.old)})"
+                                 for r in renames)
             after = pyedit.wrap_reads(source, input_name, suffix)
             if after is None or not pyedit.parses(after):
                 return None
@@ -48,9 +57,18 @@ class RenamedColumn:
         confidence = min(r.score for r in renames) * (1.0 if named or evidence.failure.category != "unresolved_column" else 0.8)
         doubts = []
         for r in renames:
+            if r.runner_up and r.margin < 0.15:
+                doubts.append(f"{input_name}.{r.runner_up} was the next best match for {r.old} "
+                              f"(score {r.score - r.margin:.2f} against {r.score:.2f})")
             if r.type_score < 1:
                 doubts.append(f"{input_name}.{r.new} has a different type than {r.old} had")
-            if r.profile_score < 0.6:
+            if r.profile_score < WEAK_VALUES and r.why == "similar names":
+                # only some words in common and values that differ: maybe another column altogether
+                confidence = min(confidence, 0.6)
+                doubts.append(f"{r.old} and {r.new} share only part of their names and the values of {input_name}.{r.new} "
+                              f"look different from {r.old}'s at the last good run (profile similarity "
+                              f"{r.profile_score:.2f}): it may be a new column rather than the old one renamed")
+            elif r.profile_score < 0.6:
                 doubts.append(f"the values of {input_name}.{r.new} look different from {r.old}'s at the last good run "
                               f"(profile similarity {r.profile_score:.2f})")
         mapping = ", ".join(f"{r.old} → {r.new}" for r in renames)
@@ -62,7 +80,9 @@ class RenamedColumn:
                        + ", ".join(r.old for r in renames) + " and gained "
                        + ", ".join(r.new for r in renames)
                        + " with matching " + ("types and values" if all(r.type_score == 1 for r in renames) else "values")
-                       + f" (scores {', '.join(f'{r.score:.2f}' for r in renames)}). The job now reads the new "
+                       + f" (scores {', '.join(f'{r.score:.2f}' for r in renames)}"
+                       + "".join(sorted({f'; {r.why}' for r in renames if r.why.startswith('table-wide')}))
+                       + "). The job now reads the new "
                        "names; its output columns keep their names."),
             confidence=round(min(confidence, 0.99), 3),
             edits=[FileEdit(pipeline.job, source, after)],

@@ -1,0 +1,1 @@
+"""Benchmarks: HealBench measures how well Healer heals, and how often it is wrong."""

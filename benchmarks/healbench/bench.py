@@ -1,0 +1,310 @@
+"""Running HealBench: every scenario through the real heal loop, scored against its golden fix.
+
+One process, one SparkSession, the Python APIs (``run_pipeline``, ``heal``), real git
+repos with bare origins, the local forge. Per scenario:
+
+    repo from template + data (+ set-up) ─► run (must succeed) ─► drift ─► run (must fail)
+    ─► heal ─► golden: the hand-written fix, run on the full drifted data
+             ─► branch: the proposed fix, cloned from origin, run on the same full data
+    ─► verdict
+
+Verdicts: ``correct`` (a PR whose full-data output equals the golden output),
+``false fix`` (a PR whose output differs, or fails its expectations, or any PR where no
+safe fix exists), ``declined`` (correctly, where no safe fix exists), ``missed`` (a
+healable scenario without a PR), ``error`` (the heal raised), ``broken`` (the scenario
+itself did not behave: the good run failed, the drift did not break it, or the golden fix
+does not run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from benchmarks.healbench.scenarios import Scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = {"retail": ROOT / "pipelines", "bench": Path(__file__).resolve().parent / "pipelines"}
+RESULTS = ROOT / "benchmarks" / "results" / "healbench.json"
+
+
+@dataclass
+class Result:
+    scenario: str
+    kind: str
+    expected: str  # the rule expected to heal it, or "decline"
+    verdict: str  # correct | false fix | declined | missed | error | broken
+    status: str = ""  # the heal's outcome status
+    fixer: str | None = None
+    draft: bool = False
+    heal_s: float | None = None  # wall time of heal(): failure to PR (or decline)
+    stages: dict = field(default_factory=dict)
+    detail: str = ""
+    reason: str = ""
+
+    @property
+    def proposed(self) -> bool:
+        return self.status == "proposed"
+
+
+@dataclass
+class Summary:
+    scenarios: int
+    healable: int
+    decline_scenarios: int
+    proposed: int
+    correct: int
+    false_fixes: int
+    declined_correctly: int
+    missed: int
+    errors: int
+    broken: int
+    spark_startup_s: float
+    median_heal_s: float | None  # rule fixes that became a PR, warm Spark
+    p90_heal_s: float | None
+    median_time_to_pr_s: float | None  # the same plus Spark start-up: a cold `healer heal`
+    p90_time_to_pr_s: float | None
+    rows: int
+    wall_s: float
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_repo(scenario: Scenario, base_data: Path, where: Path) -> Path:
+    """A git repo with a bare origin from the scenario's template, with its own data copy."""
+    repo, origin = where / "repo", where / "origin.git"
+    shutil.copytree(TEMPLATES[scenario.template], repo,
+                    ignore=shutil.ignore_patterns("data", "output", "__pycache__", "*.pyc"))
+    shutil.copytree(base_data, repo / "data")
+    (repo / ".gitignore").write_text("data/\noutput/\n__pycache__/\n")
+    _git(where, "init", "-q", "--bare", "-b", "main", str(origin))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=Data Team", "-c", "user.email=data@example.com", "commit", "-q", "-m", "pipelines")
+    _git(repo, "remote", "add", "origin", str(origin))
+    _git(repo, "push", "-q", "origin", "main")
+    return repo
+
+
+def _clone(origin: Path, branch: str, dest: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", "--branch", branch, str(origin), str(dest)], check=True, capture_output=True)
+    return dest
+
+
+def same_output(spark, left: str, right: str) -> tuple[bool, str]:
+    """Equal schemas and equal rows (as multisets; doubles compared to 6 decimals)."""
+    from pyspark.sql import functions as F
+
+    a, b = spark.read.parquet(left), spark.read.parquet(right)
+    if a.dtypes != b.dtypes:
+        return False, f"schema {a.dtypes} != golden {b.dtypes}"
+
+    def norm(df):
+        return df.select(*[F.round(F.col(f"`{c}`"), 6).alias(c) if t in ("double", "float") else F.col(f"`{c}`")
+                           for c, t in df.dtypes])
+
+    only_a, only_b = norm(a).exceptAll(norm(b)).count(), norm(b).exceptAll(norm(a)).count()
+    if only_a or only_b:
+        return False, f"{only_a} rows only in the fix's output, {only_b} only in the golden ({b.count()} rows)"
+    return True, f"{a.count()} rows equal to the golden output"
+
+
+def run_scenario(spark, scenario: Scenario, base_data: Path, workdir: Path, log=print) -> Result:
+    """One scenario end to end; never raises (a crash is a ``broken`` or ``missed`` verdict)."""
+    from healer.forges import LocalForge
+    from healer.heal import heal
+    from healer.ledger import Ledger
+    from healer.runner.run import run_pipeline
+
+    where = workdir / scenario.name
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    expected = scenario.rule or "decline"
+    result = Result(scenario.name, scenario.kind, expected, "broken")
+    ledger = Ledger(f"sqlite:///{where / 'ledger.db'}")
+    try:
+        repo = make_repo(scenario, base_data, where)
+        if scenario.setup:
+            scenario.setup(repo)
+        good = run_pipeline(repo, scenario.pipeline, spark=spark, ledger=ledger, check=False)
+        if not good.ok:
+            result.detail = f"the good run failed: {good.error_message}"
+            return result
+        scenario.drift(repo)
+        failed = run_pipeline(repo, scenario.pipeline, spark=spark, ledger=ledger, check=False)
+        if failed.ok:
+            result.detail = "the drift did not break the pipeline"
+            return result
+        t0 = time.monotonic()
+        try:
+            outcome = heal(repo, scenario.pipeline, spark=spark, ledger=ledger, forge=LocalForge(ledger), llm=_rules_only())
+        except Exception as exc:  # a crash in the heal is Healer's failure, not the scenario's
+            result.heal_s = round(time.monotonic() - t0, 2)
+            result.status, result.verdict = "crash", "error"
+            result.detail = f"heal raised {type(exc).__name__}: {exc}"[:300]
+            return result
+        result.heal_s = round(time.monotonic() - t0, 2)
+        result.status, result.fixer, result.draft = outcome.status, outcome.fixer, outcome.draft
+        result.stages = dict(outcome.timings)
+        result.reason = outcome.reason[:300]
+        origin = where / "origin.git"
+        env = {"WAREHOUSE": str(repo / "data")}
+        golden_out = None
+        if scenario.golden:
+            golden_repo = _clone(origin, "main", where / "golden")
+            scenario.golden(golden_repo)
+            golden = run_pipeline(golden_repo, scenario.pipeline, spark=spark, ledger=ledger, check=False,
+                                  env={**env, "OUTPUT": str(where / "golden-output")})
+            if not golden.ok:
+                result.detail = f"the golden fix fails: {golden.stage}: {golden.error_message}"[:300]
+                return result
+            golden_out = golden.output_location
+        if outcome.status != "proposed":
+            result.verdict = "missed" if scenario.healable else "declined"
+            result.detail = outcome.reason[:300]
+            return result
+        if not scenario.healable:
+            result.verdict, result.detail = "false fix", f"a PR where no safe fix exists: {outcome.reason}"[:300]
+            return result
+        branch_repo = _clone(origin, outcome.branch, where / "branch")
+        rerun = run_pipeline(branch_repo, scenario.pipeline, spark=spark, ledger=ledger, check=False,
+                             env={**env, "OUTPUT": str(where / "branch-output")})
+        if not rerun.ok:
+            result.verdict = "false fix"
+            result.detail = f"the fixed job fails on the full data at {rerun.stage}: {rerun.error_message}"[:300]
+            return result
+        equal, detail = same_output(spark, rerun.output_location, golden_out)
+        result.verdict, result.detail = ("correct" if equal else "false fix"), detail
+        if equal and outcome.fixer != scenario.rule:
+            result.detail += f" (healed by {outcome.fixer}, expected {scenario.rule})"
+        return result
+    except Exception as exc:
+        result.detail = f"{type(exc).__name__}: {exc}"[:300]
+        log(traceback.format_exc())
+        return result
+
+
+def _rules_only():
+    """The LLM fixer switched off: HealBench measures the deterministic rule catalogue."""
+    from healer.fixers.llm import LLMFixer
+    from healer.llm_client import LLMConfig
+
+    return LLMFixer(LLMConfig(api_key=None, base_url=None))
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, int(round(q * (len(values) - 1)))))
+    return round(values[k], 2)
+
+
+def summarize(results: list[Result], spark_startup_s: float, rows: int, wall_s: float) -> Summary:
+    fixes = [r.heal_s for r in results if r.verdict == "correct" and r.heal_s is not None]
+    healable = [r for r in results if r.expected != "decline"]
+    return Summary(
+        scenarios=len(results),
+        healable=len(healable),
+        decline_scenarios=len(results) - len(healable),
+        proposed=sum(1 for r in results if r.proposed),
+        correct=sum(1 for r in results if r.verdict == "correct"),
+        false_fixes=sum(1 for r in results if r.verdict == "false fix"),
+        declined_correctly=sum(1 for r in results if r.verdict == "declined"),
+        missed=sum(1 for r in results if r.verdict == "missed"),
+        errors=sum(1 for r in results if r.verdict == "error"),
+        broken=sum(1 for r in results if r.verdict == "broken"),
+        spark_startup_s=round(spark_startup_s, 2),
+        median_heal_s=round(statistics.median(fixes), 2) if fixes else None,
+        p90_heal_s=_percentile(fixes, 0.9),
+        median_time_to_pr_s=round(statistics.median(fixes) + spark_startup_s, 2) if fixes else None,
+        p90_time_to_pr_s=round(_percentile(fixes, 0.9) + spark_startup_s, 2) if fixes else None,
+        rows=rows,
+        wall_s=round(wall_s, 1),
+    )
+
+
+def table(results: list[Result]) -> str:
+    head = f"{'scenario':32} {'kind':6} {'expected':20} {'outcome':9} {'fixer':20} {'verdict':10} {'heal s':>6}  detail"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        fixer = (r.fixer or "").replace("rule:", "") + (" (draft)" if r.draft else "")
+        lines.append(f"{r.scenario:32} {r.kind:6} {r.expected.replace('rule:', ''):20} {r.status:9} {fixer:20} "
+                     f"{r.verdict:10} {r.heal_s if r.heal_s is not None else '':>6}  {r.detail[:110]}")
+    return "\n".join(lines)
+
+
+def summary_table(s: Summary) -> str:
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.1f}"
+
+    rows = [
+        ("scenarios", f"{s.scenarios} ({s.healable} healable, {s.decline_scenarios} where declining is right)"),
+        ("proposed (PRs opened)", s.proposed),
+        ("correct", f"{s.correct}/{s.healable}"),
+        ("false fixes", s.false_fixes),
+        ("declined correctly", f"{s.declined_correctly}/{s.decline_scenarios}"),
+        ("missed", s.missed),
+        ("heal errors", s.errors),
+        ("broken scenarios", s.broken),
+        ("median / p90 heal, warm Spark (s)", f"{fmt(s.median_heal_s)} / {fmt(s.p90_heal_s)}"),
+        ("Spark start-up (s)", fmt(s.spark_startup_s)),
+        ("median / p90 time-to-PR incl. start-up (s)", f"{fmt(s.median_time_to_pr_s)} / {fmt(s.p90_time_to_pr_s)}"),
+        ("order lines generated", f"{s.rows:,}"),
+        ("bench wall time (s)", fmt(s.wall_s)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def run_bench(scenarios: list[Scenario], rows: int = 30000, workdir: Path | None = None, json_path: Path | None = RESULTS,
+              log=print, keep: bool = False) -> tuple[list[Result], Summary]:
+    """Run the scenarios in one process and one SparkSession; print and write the results."""
+    from pipelines.generate import generate, write
+
+    t_start = time.monotonic()
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="healbench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.environ["HEALER_HOME"] = str(workdir / "healer-home")
+    os.environ.pop("HEALER_LEDGER_URL", None)
+    for var in ("WAREHOUSE", "OUTPUT"):  # scenarios bind these themselves
+        os.environ.pop(var, None)
+    base = workdir / "base-data"
+    write(generate(rows), base)
+    from healer.expectations import preload
+    from healer.runner.session import get_spark
+
+    preload()
+    t0 = time.monotonic()
+    spark = get_spark("healbench")
+    spark.range(1).count()  # the first job pays for the executor's start
+    startup = time.monotonic() - t0
+    log(f"HealBench: {len(scenarios)} scenarios, {rows:,} order lines, Spark up in {startup:.1f}s, work in {workdir}")
+    results = []
+    for scenario in scenarios:
+        r = run_scenario(spark, scenario, base, workdir, log=log)
+        results.append(r)
+        log(f"  {r.scenario:32} {r.verdict:10} {r.status:9} {r.heal_s or '':>6}  {r.detail[:100]}")
+    summary = summarize(results, startup, rows, time.monotonic() - t_start)
+    log("")
+    log(table(results))
+    log("")
+    log(summary_table(summary))
+    if json_path:
+        json_path = Path(json_path)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"summary": asdict(summary), "results": [asdict(r) for r in results]}, indent=2))
+        log(f"\nwrote {json_path}")
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results, summary

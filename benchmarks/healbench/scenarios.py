@@ -1,0 +1,417 @@
+"""The HealBench scenarios: a pipeline, what breaks it, and the fix a careful engineer writes.
+
+A scenario names a repo template (``retail``: the example pipelines in ``pipelines/``;
+``bench``: the extra pipelines in ``benchmarks/healbench/pipelines/``), the pipeline, an
+optional ``setup`` of the data before the first good run, the ``drift`` (an upstream data
+change, or a bad commit), and the ``golden`` fix: hand-written edits to the repo at the
+failing commit. ``rule`` is the fixer expected to heal it; ``None`` means no safe fix
+exists and the right answer is to decline.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines import drift
+
+Step = Callable[[Path], None]  # gets the repo root; data lives in <repo>/data
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    template: str  # retail | bench
+    pipeline: str
+    kind: str  # sql | python
+    drift: Step
+    golden: Step | None = None  # None: no safe fix exists
+    rule: str | None = None  # the fixer expected to heal it; None: decline
+    setup: Step | None = None
+    what: str = ""
+
+    @property
+    def healable(self) -> bool:
+        return self.rule is not None
+
+
+# -- small tools -----------------------------------------------------------------------------------
+
+def edit(repo: Path, path: str, old: str, new: str) -> None:
+    """Replace ``old`` (which must be there) in a repo file."""
+    target = repo / path
+    text = target.read_text()
+    if old not in text:
+        raise AssertionError(f"{path}: {old!r} not found")
+    target.write_text(text.replace(old, new))
+
+
+def write(repo: Path, path: str, text: str) -> None:
+    (repo / path).write_text(text)
+
+
+def commit(repo: Path, message: str) -> None:
+    """Commit everything as a team member and push it, as a deploy would."""
+    for args in (["add", "-A"], ["-c", "user.name=Data Team", "-c", "user.email=data@example.com", "commit", "-q",
+                                 "-m", message], ["push", "-q", "origin", "HEAD:main"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True)
+
+
+def data(repo: Path) -> Path:
+    return repo / "data"
+
+
+# -- set-ups: columns an upstream team already ships before the first good run --------------------
+
+def add_line_columns(repo: Path) -> None:
+    """order_items gets line_total (after discount) and qty_text (the quantity as text)."""
+
+    def change(t: pa.Table) -> pa.Table:
+        q = pc.cast(t.column("quantity"), pa.float64())
+        total = pc.round(pc.multiply(pc.multiply(q, t.column("unit_price")),
+                                     pc.subtract(pa.scalar(1.0), t.column("discount"))), 2)
+        t = t.append_column("line_total", total)
+        return t.append_column("qty_text", pc.cast(t.column("quantity"), pa.string()))
+
+    drift._rewrite(data(repo), "order_items", change)
+
+
+CITIES = {"US": ["Boston", "Denver"], "GB": ["Leeds", "Bristol"], "DE": ["Bonn", "Kiel"], "FR": ["Lyon", "Nantes"],
+          "NL": ["Delft", "Utrecht"], "ES": ["Vigo", "Malaga"], "IT": ["Turin", "Bari"], "SE": ["Lund", "Umea"],
+          "PL": ["Lodz", "Gdansk"], "CA": ["Halifax", "Regina"]}
+
+
+def add_address(repo: Path) -> None:
+    """customers gets address: struct<city, country>."""
+
+    def change(t: pa.Table) -> pa.Table:
+        country = t.column("country").to_pylist()
+        ids = t.column("customer_id").to_pylist()
+        city = [CITIES[c][i % 2] for c, i in zip(country, ids)]
+        address = pa.StructArray.from_arrays([pa.array(city), pa.array(country)], names=["city", "country"])
+        return t.append_column("address", address)
+
+    drift._rewrite(data(repo), "customers", change)
+
+
+def add_payload(repo: Path) -> None:
+    """orders gets the raw event as JSON text: {"customer": {"id": ..}, "source": {"channel": ..}}."""
+    import json
+
+    def change(t: pa.Table) -> pa.Table:
+        docs = [json.dumps({"customer": {"id": c}, "source": {"channel": ch}})
+                for c, ch in zip(t.column("customer_id").to_pylist(), t.column("channel").to_pylist())]
+        return t.append_column("payload", pa.array(docs, pa.string()))
+
+    drift._rewrite(data(repo), "orders", change)
+
+
+def move_buyer_in_payload(repo: Path) -> None:
+    """The event schema v2 moves the customer under "buyer": {"buyer": {"id": ..}, "source": ..}."""
+    import json
+
+    def change(t: pa.Table) -> pa.Table:
+        docs = []
+        for doc in t.column("payload").to_pylist():
+            d = json.loads(doc)
+            docs.append(json.dumps({"buyer": d["customer"], "source": d["source"], "version": 2}))
+        return t.set_column(t.column_names.index("payload"), "payload", pa.array(docs, pa.string()))
+
+    drift._rewrite(data(repo), "orders", change)
+
+
+def split_price(repo: Path) -> None:
+    """unit_price replaced by a net and a gross price, neither equal to it."""
+
+    def change(t: pa.Table) -> pa.Table:
+        price = t.column("unit_price")
+        t = t.drop_columns(["unit_price"])
+        t = t.append_column("net_price", pc.round(pc.multiply(price, 0.9), 2))
+        return t.append_column("gross_price", pc.round(pc.multiply(price, 1.2), 2))
+
+    drift._rewrite(data(repo), "order_items", change)
+
+
+def month_year_text(repo: Path) -> None:
+    """signup_date now arrives as "March 2021": no day, nothing a date can be read from."""
+    drift.map_values(data(repo), "customers", "signup_date", lambda c: pc.strftime(c, format="%B %Y"))
+
+
+# -- the jobs of the dialect scenarios (channel_mix as other engines write it) ---------------------
+
+SPARK_CHANNEL_MIX = """-- Orders per channel and month; replayed order events are counted once.
+SELECT
+  channel,
+  {month} AS month,
+  COUNT(DISTINCT order_id) AS orders,
+  {last_status} AS last_status
+FROM orders
+GROUP BY channel, {month}
+"""
+
+DIALECT_JOBS = {
+    "tsql": ("""-- Orders per channel and month; replayed order events are counted once.
+SELECT TOP 1000
+  [channel],
+  DATEFROMPARTS(YEAR(order_ts), MONTH(order_ts), 1) AS month,
+  COUNT(DISTINCT order_id) AS orders,
+  ISNULL(MAX(status), 'none') AS last_status
+FROM orders
+GROUP BY [channel], DATEFROMPARTS(YEAR(order_ts), MONTH(order_ts), 1)
+ORDER BY [channel], month
+""", """-- Orders per channel and month; replayed order events are counted once.
+SELECT
+  channel,
+  MAKE_DATE(YEAR(order_ts), MONTH(order_ts), 1) AS month,
+  COUNT(DISTINCT order_id) AS orders,
+  COALESCE(MAX(status), 'none') AS last_status
+FROM orders
+GROUP BY channel, MAKE_DATE(YEAR(order_ts), MONTH(order_ts), 1)
+ORDER BY channel, month
+LIMIT 1000
+"""),
+    "bigquery": ("""-- Orders per channel and month; replayed order events are counted once.
+SELECT
+  channel,
+  DATE_TRUNC(DATE(order_ts), MONTH) AS month,
+  COUNT(DISTINCT order_id) AS orders,
+  IFNULL(MAX(status), 'none') AS last_status
+FROM `orders`
+GROUP BY channel, month
+""", SPARK_CHANNEL_MIX.format(month="TRUNC(DATE(order_ts), 'MM')", last_status="COALESCE(MAX(status), 'none')")),
+    "snowflake": ("""-- Orders per channel and month; replayed order events are counted once.
+SELECT
+  channel,
+  DATE_TRUNC('MONTH', order_ts)::DATE AS month,
+  COUNT(DISTINCT order_id) AS orders,
+  IFF(MAX(status) IS NULL, 'none', MAX(status)) AS last_status
+FROM orders
+GROUP BY channel, DATE_TRUNC('MONTH', order_ts)::DATE
+""", SPARK_CHANNEL_MIX.format(month="CAST(date_trunc('MONTH', order_ts) AS DATE)",
+                              last_status="IF(MAX(status) IS NULL, 'none', MAX(status))")),
+    "postgres": ("""-- Orders per channel and month; replayed order events are counted once.
+SELECT
+  "channel",
+  date_trunc('month', "order_ts")::date AS "month",
+  COUNT(DISTINCT "order_id") AS "orders",
+  COALESCE(MAX("status"), 'none') AS "last_status"
+FROM "orders"
+GROUP BY 1, 2
+""", SPARK_CHANNEL_MIX.format(month="CAST(date_trunc('MONTH', order_ts) AS DATE)",
+                              last_status="COALESCE(MAX(status), 'none')")),
+    "mysql": ("""-- Orders per channel and month; replayed order events are counted once.
+SELECT
+  channel,
+  CAST(DATE_FORMAT(order_ts, '%Y-%m-01') AS DATE) AS month,
+  COUNT(DISTINCT order_id) AS orders,
+  IFNULL(MAX(status), 'none') AS last_status
+FROM orders
+GROUP BY channel, CAST(DATE_FORMAT(order_ts, '%Y-%m-01') AS DATE)
+""", SPARK_CHANNEL_MIX.format(month="CAST(DATE_FORMAT(order_ts, 'yyyy-MM-01') AS DATE)",
+                              last_status="COALESCE(MAX(status), 'none')")),
+    "duckdb": ("""-- Orders per channel and month; replayed order events are counted once.
+SELECT
+  channel,
+  strftime(order_ts, '%Y-%m-01')::DATE AS month,
+  COUNT(DISTINCT order_id) AS orders,
+  COALESCE(MAX(status), 'none') AS last_status
+FROM orders
+GROUP BY ALL
+""", SPARK_CHANNEL_MIX.format(month="CAST(DATE_FORMAT(order_ts, 'yyyy-MM-01') AS DATE)",
+                              last_status="COALESCE(MAX(status), 'none')")),
+}
+
+PY_TSQL = '''"""Orders per channel and month; replayed order events are counted once."""
+
+
+def transform(spark):
+    return spark.sql("""
+        SELECT TOP 1000 [channel],
+               DATEFROMPARTS(YEAR(order_ts), MONTH(order_ts), 1) AS month,
+               COUNT(DISTINCT order_id) AS orders,
+               ISNULL(MAX(status), 'none') AS last_status
+        FROM orders
+        GROUP BY [channel], DATEFROMPARTS(YEAR(order_ts), MONTH(order_ts), 1)
+    """)
+'''
+PY_TSQL_FIXED = '''"""Orders per channel and month; replayed order events are counted once."""
+
+
+def transform(spark):
+    return spark.sql("""
+        SELECT channel,
+               MAKE_DATE(YEAR(order_ts), MONTH(order_ts), 1) AS month,
+               COUNT(DISTINCT order_id) AS orders,
+               COALESCE(MAX(status), 'none') AS last_status
+        FROM orders
+        GROUP BY channel, MAKE_DATE(YEAR(order_ts), MONTH(order_ts), 1)
+        LIMIT 1000
+    """)
+'''
+
+
+def dialect_commit(dialect: str) -> Step:
+    def step(repo: Path) -> None:
+        write(repo, "jobs/channel_mix.sql", DIALECT_JOBS[dialect][0])
+        commit(repo, f"channel_mix: port the query from the {dialect} warehouse")
+    return step
+
+
+def dialect_golden(dialect: str) -> Step:
+    return lambda repo: write(repo, "jobs/channel_mix.sql", DIALECT_JOBS[dialect][1])
+
+
+# -- golden edits that are the same across scenarios -----------------------------------------------
+
+REVENUE = "jobs/revenue_by_category.sql"
+CLEAN = "jobs/clean_customers.py"
+CUSTOMERS_READ = 'customers = spark.table("customers")'
+
+
+def revenue_columns(mapping: dict[str, str]) -> Step:
+    def step(repo: Path) -> None:
+        text = (repo / REVENUE).read_text()
+        for old, new in mapping.items():
+            text = text.replace(f"i.{old}", f"i.{new}")
+        write(repo, REVENUE, text)
+    return step
+
+
+def zero_quantities(repo: Path) -> None:
+    drift.set_values(data(repo), "order_items", "quantity", 0, fraction=0.005)
+
+
+# -- the catalogue ----------------------------------------------------------------------------------
+
+SCENARIOS: list[Scenario] = [
+    # renamed columns
+    Scenario("rename-sql-camel", "retail", "revenue_by_category", "sql",
+             lambda r: drift.rename_column(data(r), "order_items", "unit_price", "unitPrice"),
+             revenue_columns({"unit_price": "unitPrice"}), "rule:renamed_column",
+             what="order_items.unit_price renamed unitPrice"),
+    Scenario("rename-sql-table-prefix", "retail", "revenue_by_category", "sql",
+             lambda r: drift.prefix_columns(data(r), "order_items", "oi_"),
+             revenue_columns({c: f"oi_{c}" for c in ("order_id", "product_id", "quantity", "unit_price", "discount")}),
+             "rule:renamed_column", what="every order_items column prefixed oi_"),
+    Scenario("rename-py-table-pascal", "retail", "clean_customers", "python",
+             lambda r: drift.restyle_columns(data(r), "customers", "pascal"),
+             lambda r: edit(r, CLEAN, CUSTOMERS_READ, CUSTOMERS_READ + '.withColumnRenamed("CustomerId", "customer_id")'
+                                                      '.withColumnRenamed("SignupDate", "signup_date")'),
+             "rule:renamed_column", what="every customers column renamed to PascalCase"),
+    Scenario("rename-py-camel", "retail", "customer_sessions", "python",
+             lambda r: drift.rename_column(data(r), "orders", "order_ts", "orderTs"),
+             lambda r: edit(r, "jobs/customer_sessions.py", 'spark.table("orders")',
+                            'spark.table("orders").withColumnRenamed("orderTs", "order_ts")'),
+             "rule:renamed_column", what="orders.order_ts renamed orderTs"),
+    # retyped columns
+    Scenario("retype-sql-currency-text", "retail", "revenue_by_category", "sql",
+             lambda r: drift.format_numbers(data(r), "order_items", "unit_price", "us", "$"),
+             lambda r: edit(r, REVENUE, "i.unit_price", "CAST(REPLACE(REPLACE(i.unit_price, '$', ''), ',', '') AS DOUBLE)"),
+             "rule:retyped_column", what='unit_price now text like "$1,234.50"'),
+    Scenario("retype-sql-epoch-seconds", "retail", "customer_lifetime", "sql",
+             lambda r: drift.to_epoch(data(r), "orders", "order_ts", "s"),
+             lambda r: edit(r, "jobs/customer_lifetime.sql", "SELECT DISTINCT order_id, customer_id, order_ts FROM orders",
+                            "SELECT DISTINCT order_id, customer_id, TIMESTAMP_SECONDS(order_ts) AS order_ts FROM orders"),
+             "rule:retyped_column", what="orders.order_ts now epoch seconds"),
+    Scenario("retype-py-us-dates", "retail", "clean_customers", "python",
+             lambda r: drift.to_string(data(r), "customers", "signup_date", "%m/%d/%Y"),
+             lambda r: edit(r, CLEAN, CUSTOMERS_READ, CUSTOMERS_READ
+                            + '.withColumn("signup_date", F.to_date(F.col("signup_date"), "MM/dd/yyyy"))'),
+             "rule:retyped_column", what="signup_date now text MM/dd/yyyy"),
+    Scenario("retype-py-eu-numbers", "bench", "daily_payments", "python",
+             lambda r: drift.format_numbers(data(r), "payments", "amount", "eu", "€"),
+             lambda r: edit(r, "jobs/daily_payments.py", 'spark.table("payments")',
+                            'spark.table("payments").withColumn("amount", F.regexp_replace(F.regexp_replace('
+                            'F.col("amount"), "[ .€]", ""), ",", ".").cast("double"))'),
+             "rule:retyped_column", what='payments.amount now text like "1.234,50 €"'),
+    Scenario("retype-py-epoch-millis", "bench", "daily_payments", "python",
+             lambda r: drift.to_epoch(data(r), "payments", "paid_at", "ms"),
+             lambda r: edit(r, "jobs/daily_payments.py", 'spark.table("payments")',
+                            'spark.table("payments").withColumn("paid_at", F.timestamp_millis("paid_at"))'),
+             "rule:retyped_column", what="payments.paid_at now epoch millis"),
+    # moved inputs
+    Scenario("moved-sql-renamed-folder", "retail", "revenue_by_category", "sql",
+             lambda r: drift.move_table(data(r), "order_items", "order_items_v2"),
+             lambda r: edit(r, "healer.yml", '"${WAREHOUSE}/order_items"', '"${WAREHOUSE}/order_items_v2"'),
+             "rule:moved_input", what="order_items folder renamed order_items_v2"),
+    Scenario("moved-py-subfolder", "retail", "clean_customers", "python",
+             lambda r: drift.move_table(data(r), "customers", "crm/customers"),
+             lambda r: edit(r, "healer.yml", '"${WAREHOUSE}/customers"', '"${WAREHOUSE}/crm/customers"'),
+             "rule:moved_input", what="customers moved to crm/customers"),
+    # nested fields
+    Scenario("nested-sql-deeper", "bench", "customers_by_city", "sql",
+             lambda r: drift.move_field(data(r), "customers", "address", "city", "geo"),
+             lambda r: write(r, "jobs/customers_by_city.sql",
+                             (r / "jobs/customers_by_city.sql").read_text().replace("c.address.city", "c.address.geo.city")),
+             "rule:nested_field", setup=add_address, what="address.city moved to address.geo.city"),
+    Scenario("nested-py-into-struct", "retail", "clean_customers", "python",
+             lambda r: drift.nest_columns(data(r), "customers", "address", ["country"]),
+             lambda r: edit(r, CLEAN, CUSTOMERS_READ, CUSTOMERS_READ + '.withColumn("country", F.col("address.country"))'),
+             "rule:nested_field", what="customers.country moved into an address struct"),
+    Scenario("nested-sql-json-path", "bench", "order_buyers", "sql", move_buyer_in_payload,
+             lambda r: edit(r, "jobs/order_buyers.sql", "'$.customer.id'", "'$.buyer.id'"),
+             "rule:nested_field", setup=add_payload, what='JSON payload field $.customer.id moved to $.buyer.id'),
+    # unsafe casts
+    Scenario("cast-sql-new-bad-values", "bench", "units_from_text", "sql",
+             lambda r: drift.set_values(data(r), "order_items", "qty_text", "N/A", fraction=0.004),
+             lambda r: edit(r, "jobs/units_from_text.sql", "CAST(qty_text AS INT)", "TRY_CAST(qty_text AS INT)"),
+             "rule:unsafe_cast", setup=add_line_columns, what="0.4% of qty_text now 'N/A'"),
+    Scenario("cast-py-new-bad-values", "bench", "units_from_text_py", "python",
+             lambda r: drift.set_values(data(r), "order_items", "qty_text", "n/a", fraction=0.004),
+             lambda r: edit(r, "jobs/units_from_text_py.py", '.cast("int")', '.try_cast("int")'),
+             "rule:unsafe_cast", setup=add_line_columns, what="0.4% of qty_text now 'n/a'"),
+    # zero divisors
+    Scenario("zero-sql-divisor", "bench", "line_unit_price", "sql", zero_quantities,
+             lambda r: edit(r, "jobs/line_unit_price.sql", "line_total / quantity", "line_total / NULLIF(quantity, 0)"),
+             "rule:zero_divisor", setup=add_line_columns, what="0.5% of quantities now 0"),
+    Scenario("zero-py-divisor", "bench", "line_unit_price_py", "python", zero_quantities,
+             lambda r: edit(r, "jobs/line_unit_price_py.py", 'F.col("line_total") / F.col("quantity")',
+                            'F.col("line_total") / F.nullif(F.col("quantity"), F.lit(0))'),
+             "rule:zero_divisor", setup=add_line_columns, what="0.5% of quantities now 0"),
+    # dialect slips (bad commits)
+    *[Scenario(f"dialect-sql-{d}", "bench", "channel_mix", "sql", dialect_commit(d), dialect_golden(d),
+               "rule:dialect_slip", what=f"channel_mix rewritten in {d} SQL")
+      for d in ("tsql", "bigquery", "snowflake", "postgres", "mysql", "duckdb")],
+    Scenario("dialect-py-tsql", "bench", "channel_mix_py", "python",
+             lambda r: (write(r, "jobs/channel_mix_py.py", PY_TSQL), commit(r, "channel_mix_py: T-SQL from the old warehouse")),
+             lambda r: write(r, "jobs/channel_mix_py.py", PY_TSQL_FIXED),
+             "rule:dialect_slip", what="spark.sql text rewritten in T-SQL"),
+    # no safe fix: the right answer is to decline
+    Scenario("decline-dropped-column", "retail", "revenue_by_category", "sql",
+             lambda r: drift.drop_column(data(r), "order_items", "discount"),
+             what="order_items.discount dropped with no successor"),
+    Scenario("decline-ambiguous-rename", "retail", "revenue_by_category", "sql", split_price,
+             what="unit_price replaced by net_price and gross_price"),
+    Scenario("decline-fix-fails-expectations", "retail", "revenue_by_category", "sql",
+             lambda r: (drift.rename_column(data(r), "order_items", "unit_price", "item_price"),
+                        drift.map_values(data(r), "order_items", "item_price", pc.negate)),
+             what="unit_price renamed and now negative"),
+    Scenario("decline-only-a-backup-left", "retail", "revenue_by_category", "sql",
+             lambda r: (drift.copy_table(data(r), "order_items", "order_items_backup"),
+                        drift.remove_table(data(r), "order_items")),
+             what="order_items deleted; a stale order_items_backup remains"),
+    Scenario("decline-cast-format-change", "bench", "units_from_text", "sql",
+             lambda r: drift.set_values(data(r), "order_items", "qty_text", "N/A", fraction=0.3),
+             setup=add_line_columns, what="30% of qty_text now 'N/A'"),
+    Scenario("decline-zero-must-not-be-null", "bench", "line_unit_price_strict", "sql", zero_quantities,
+             setup=add_line_columns, what="zero quantities, but unit_net may never be NULL"),
+    Scenario("decline-unreadable-dates", "retail", "clean_customers", "python", month_year_text,
+             what='signup_date now "March 2021"'),
+    Scenario("decline-typo-commit", "bench", "channel_mix", "sql",
+             lambda r: (edit(r, "jobs/channel_mix.sql", "SELECT\n", "SELEC\n"), commit(r, "channel_mix: tidy")),
+             what="a typo committed (SELEC)"),
+]
+
+
+def by_name(names: list[str]) -> list[Scenario]:
+    known = {s.name: s for s in SCENARIOS}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise SystemExit(f"unknown scenario(s): {', '.join(missing)} (known: {', '.join(known)})")
+    return [known[n] for n in names]
+

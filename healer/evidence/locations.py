@@ -1,0 +1,161 @@
+"""Where a missing input may have gone: similarly named paths and catalog tables nearby.
+
+When an input's path or table no longer exists, an upstream team has often renamed or
+moved it (``orders`` -> ``orders_v2``, ``data/orders`` -> ``data/sales/orders``,
+``sales.orders`` -> ``sales_v2.orders``). This looks around the old location — the
+siblings of its folder and their children, two levels up at most — and the catalog, keeps
+the readable candidates whose names resemble the old one, and records each candidate's
+schema and a bounded profile so a fixer can judge whether it is the same data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from healer.evidence.schema import name_similarity
+
+MAX_LISTED = 500  # directory entries looked at per missing input
+MAX_READ = 6  # candidates whose schema and profile are read
+
+
+@dataclass(frozen=True)
+class LocationCandidate:
+    input: str
+    kind: str  # "path" | "table"
+    location: str  # absolute path, or db.table
+    name_score: float  # of the last path component / table name against the old one
+    schema: dict | None = None  # Spark schema JSON
+    profile: dict | None = None  # bounded profile, same row limit as run profiles
+    modified_ms: int | None = None  # newest file modification time (paths only)
+
+
+@dataclass
+class Moves:
+    """input -> candidates, best named first; notes say what could not be searched."""
+
+    candidates: dict[str, list[LocationCandidate]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def basename(location: str, kind: str) -> str:
+    return location.rstrip("/").rsplit("/", 1)[-1] if kind == "path" else location.rsplit(".", 1)[-1]
+
+
+def _fs(spark, path: str):
+    jvm = spark.sparkContext._jvm
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
+
+
+def _dirs(fs, jpath) -> list:
+    try:
+        if not fs.exists(jpath):
+            return []
+        return [s.getPath() for s in fs.listStatus(jpath)
+                if s.isDirectory() and not s.getPath().getName().startswith((".", "_"))]
+    except Exception:
+        return []
+
+
+def nearby_paths(spark, old_path: str) -> list[str]:
+    """Directories near ``old_path``: siblings, their children, the parent's siblings' children."""
+    fs, jpath = _fs(spark, old_path.rstrip("/"))
+    parent = jpath.getParent()
+    found: list[str] = []
+    seen = set()
+
+    def add(p):
+        s = p.toString()
+        if s not in seen and len(found) < MAX_LISTED:
+            seen.add(s)
+            found.append(s)
+
+    siblings = _dirs(fs, parent) if parent is not None else []
+    for s in siblings:
+        add(s)
+        for c in _dirs(fs, s):
+            add(c)
+    grand = parent.getParent() if parent is not None else None
+    if grand is not None:
+        for uncle in _dirs(fs, grand):
+            if uncle.toString() == parent.toString():
+                continue
+            add(uncle)
+            for c in _dirs(fs, uncle):
+                add(c)
+    old = jpath.toString()
+    return [p for p in found if p != old]
+
+
+def nearby_tables(spark, old_table: str) -> list[str]:
+    out = []
+    try:
+        for db in spark.catalog.listDatabases():
+            for t in spark.catalog.listTables(db.name):
+                if not t.isTemporary:
+                    out.append(f"{db.name}.{t.name}")
+    except Exception:
+        pass
+    old_full = old_table.lower() if "." in old_table else f"default.{old_table.lower()}"
+    return [t for t in out if t.lower() != old_full]
+
+
+def _written_by_pipelines(place: str, pipeline) -> bool:
+    """Whether ``place`` is where pipelines write: the output's folder and everything in it
+    (a pipeline's own output may look just like one of its inputs; it is never one)."""
+    out = pipeline.output
+    if out.table is not None:
+        return place.lower() == out.table.lower()
+    root = _local(out.path.rstrip("/")).rsplit("/", 1)[0]
+    return _local(place).rstrip("/") == _local(out.path).rstrip("/") or _local(place).startswith(root + "/")
+
+
+def _local(path: str) -> str:
+    return path[len("file:"):] if path.startswith("file:") else path
+
+
+def find_moves(spark, pipeline, missing: list[str], profile_rows: int = 10000) -> Moves:
+    """Candidates for every missing input of ``pipeline`` (input names in ``missing``)."""
+    from healer.runner.profile import profile, schema_json
+
+    moves = Moves()
+    for name in missing:
+        spec = pipeline.inputs[name]
+        kind = "path" if spec.path is not None else "table"
+        old = spec.path if kind == "path" else spec.table
+        try:
+            places = nearby_paths(spark, old) if kind == "path" else nearby_tables(spark, old)
+        except Exception as exc:
+            moves.notes.append(f"{name}: could not list near {old}: {type(exc).__name__}")
+            continue
+        old_base = basename(old, kind)
+        places = [p for p in places if not _written_by_pipelines(p, pipeline)]
+        scored = sorted(((name_similarity(old_base, basename(p, kind)), p) for p in places), key=lambda x: -x[0])
+        out = []
+        for score, place in [x for x in scored if x[0] >= 0.5][:MAX_READ]:
+            try:
+                if kind == "path":
+                    df = spark.read.format(spec.format).options(**dict(spec.options)).load(place)
+                else:
+                    df = spark.table(place)
+                schema = schema_json(df)
+                prof = profile(df, row_limit=profile_rows)
+            except Exception:
+                continue  # not data in this format: not a candidate
+            location = _local(place) if kind == "path" and spec.path and not spec.path.startswith("file:") else place
+            out.append(LocationCandidate(name, kind, location, round(score, 3), schema, prof,
+                                         _newest(spark, place) if kind == "path" else None))
+        moves.candidates[name] = out
+    return moves
+
+
+def _newest(spark, path: str) -> int | None:
+    try:
+        fs, jpath = _fs(spark, path)
+        files = fs.listFiles(jpath, True)
+        newest = 0
+        while files.hasNext():
+            newest = max(newest, files.next().getModificationTime())
+        return newest or None
+    except Exception:
+        return None

@@ -1,0 +1,33 @@
+"""Where a candidate's inputs are: the pipeline as the sandbox must bind it for one patch.
+
+Most patches change job code only, and the sandbox binds each input where the failed run
+read it. A patch that edits healer.yml to follow a moved input (``rule:moved_input``)
+says in ``details`` where the input now is — the place the rule found and checked, as an
+absolute path or catalog table — so the sandbox reads the candidate's inputs from there,
+whatever ``${VARS}`` the healing process happens to have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+
+def candidate_pipeline(pipeline, patch):
+    """``pipeline`` with the inputs ``patch`` moves bound where the patch points them."""
+    details = patch.details or {}
+    location, name = details.get("location"), details.get("input")
+    if not location or name not in pipeline.inputs:
+        return pipeline
+    spec = pipeline.inputs[name]
+    if location.get("path"):
+        moved = replace(spec, path=location["path"], table=None, format=location.get("format", spec.format))
+    elif location.get("table"):
+        moved = replace(spec, path=None, table=location["table"])
+    else:
+        return pipeline
+    return replace(pipeline, inputs={**pipeline.inputs, name: moved})
+
+
+def binding_key(pipeline) -> tuple:
+    """Equal keys mean the same inputs at the same places (one sandbox sample serves both)."""
+    return tuple(sorted((n, s.location, s.format) for n, s in pipeline.inputs.items()))

@@ -1,0 +1,185 @@
+"""Rule: an input table or path was renamed or moved -> point healer.yml at where it went.
+
+The manifest input points nowhere now. The evidence lists readable places near the old
+one with similar names (``orders_v2``, ``sales/orders``, ``sales_v2.orders``) with their
+schemas and bounded profiles. A candidate must carry every column the job reads from the
+input with the same type, and values that look like the last good run's (a snapshot from
+another time does not); it is scored on its name, how much of the old schema it keeps and
+how alike its values are. A stale copy (``orders_backup``, ``old/orders``) is never chosen,
+nor a pipeline's output folder, and two candidates that score alike are a coin toss: no
+patch. The fix edits the one scalar in healer.yml, keeping ``${VARS}``, quoting and layout.
+"""
+
+from __future__ import annotations
+
+from healer.evidence.locations import basename
+from healer.evidence.schema import profile_similarity, words
+from healer.fixers import yamledit
+from healer.fixers.base import FileEdit, Patch
+from healer.manifest import MANIFEST_NAME
+from healer.runner.profile import schema_columns
+
+CATEGORIES = {"missing_table"}
+STALE = {"backup", "backups", "bak", "bkp", "old", "archive", "archived", "tmp", "temp", "copy", "snapshot",
+         "deprecated", "test", "staging", "trash", "deleted", "legacy", "dev", "scratch"}
+MIN_SCORE = 0.7
+MIN_PROFILE = 0.75  # the values must look like the last good run's: not a stale snapshot
+MARGIN = 0.05
+
+
+class MovedInput:
+    name = "rule:moved_input"
+
+    def propose(self, evidence) -> list[Patch]:
+        if evidence.failure.category not in CATEGORIES or evidence.moves is None or not evidence.last_good:
+            return []
+        patches = []
+        for name, candidates in evidence.moves.candidates.items():
+            patch = self._patch(evidence, name, candidates)
+            if patch:
+                patches.append(patch)
+        return patches
+
+    def _needed(self, evidence, name, old_cols) -> dict[str, str]:
+        """Columns of the input the job reads (all of them when that is not known)."""
+        refs = {r.split(".", 1)[1].lower() for r in evidence.lineage.referenced if r.lower().startswith(name.lower() + ".")}
+        if evidence.pipeline.kind == "python":
+            src = evidence.job_source.lower()
+            refs |= {c.lower() for c in old_cols if f'"{c.lower()}"' in src or f"'{c.lower()}'" in src}
+        picked = {c: t for c, t in old_cols.items() if c.lower() in refs}
+        return picked or dict(old_cols)
+
+    def _score(self, evidence, name, cand, old_cols, needed):
+        if cand.schema is None:
+            return None
+        cols = {c.lower(): t for c, t in schema_columns(cand.schema).items()}
+        if any(cols.get(c.lower()) != t for c, t in needed.items()):
+            return None  # the job could not read it as it is
+        kept = sum(1 for c, t in old_cols.items() if cols.get(c.lower()) == t) / max(len(old_cols), 1)
+        extra = len(set(cols) - {c.lower() for c in old_cols}) / max(len(cols), 1)
+        schema_score = kept * (1 - 0.5 * extra)
+        old_profile = (evidence.last_good.input_profiles or {}).get(name, {}).get("columns", {})
+        new_profile = {k.lower(): v for k, v in (cand.profile or {}).get("columns", {}).items()}
+        known = [c for c in needed if old_profile.get(c) and new_profile.get(c.lower())]
+        sims = [profile_similarity(old_profile[c], new_profile[c.lower()]) for c in known]
+        profile_score = sum(sims) / len(sims) if sims else 0.5  # nothing to compare: unknown
+        # a moved folder keeps its name: the path around it is part of the name
+        score = 0.4 * cand.name_score + 0.3 * schema_score + 0.3 * profile_score
+        return round(score, 3), schema_score, profile_score
+
+    def _patch(self, evidence, name, candidates) -> Patch | None:
+        pipeline = evidence.pipeline
+        spec = pipeline.inputs.get(name)
+        old_schema = (evidence.last_good.input_schemas or {}).get(name)
+        if spec is None or not spec.declared or not old_schema:
+            return None
+        old_cols = schema_columns(old_schema)
+        needed = self._needed(evidence, name, old_cols)
+        old_location = spec.path if spec.path is not None else spec.table
+        old_words = set(words(basename(old_location, "path" if spec.path is not None else "table")))
+        scored = []
+        for cand in candidates:
+            tail = _tail(old_location, cand.location, "/" if cand.kind == "path" else ".")
+            cand_words = {w for part in tail for w in words(part)}
+            if (cand_words - old_words) & STALE:
+                continue  # a copy left behind, not where the data went
+            s = self._score(evidence, name, cand, old_cols, needed)
+            if s and s[2] >= MIN_PROFILE:
+                scored.append((s, cand))
+        scored.sort(key=lambda x: -x[0][0])
+        if not scored or scored[0][0][0] < MIN_SCORE:
+            return None
+        if len(scored) > 1 and scored[0][0][0] - scored[1][0][0] < MARGIN:
+            return None  # two places fit as well: a person must say which
+        (score, schema_score, profile_score), best = scored[0]
+        manifest_path = pipeline.root / MANIFEST_NAME
+        try:
+            text = manifest_path.read_text()
+        except OSError:
+            return None
+        key = "path" if spec.path is not None else "table"
+        keys = ["pipelines", pipeline.name, "inputs", name, key]
+        node = yamledit.scalar_node(text, keys)
+        if node is None:
+            return None
+        sep = "/" if key == "path" else "."
+        old_full = old_location if key == "path" or "." in old_location else f"default.{old_location}"
+        raw = _swap_tail(node.value, old_full, best.location, sep)
+        if raw is None:
+            return None
+        after = yamledit.replace_scalar(text, keys, raw)
+        if after is None:
+            return None
+        doubts = []
+        if schema_score < 1:
+            doubts.append(f"{best.location} does not have exactly the columns {name} had at the last good run")
+        if profile_score < 0.8:
+            doubts.append(f"the values at {best.location} look different from the last good run's "
+                          f"(profile similarity {profile_score:.2f})")
+        if len(scored) > 1:
+            doubts.append(f"also considered: {scored[1][1].location} (score {scored[1][0][0]:.2f})")
+        others = [p for p, s in _manifest_users(text, key, node.value) if p != pipeline.name]
+        if others:
+            doubts.append(f"{', '.join(sorted(others))} also read{'s' if len(others) == 1 else ''} "
+                          f"{node.value} and will need the same change")
+        location = {"path": best.location, "format": spec.format} if key == "path" else {"table": best.location}
+        return Patch(
+            fixer=self.name,
+            title=f"input {name} moved from {old_location} to {best.location}",
+            rationale=(f"{old_location} no longer exists. {best.location} has a similar name and "
+                       + ("every column" if schema_score == 1 else "every column the job reads")
+                       + f" {name} had at the last good run with the same types; its values look alike "
+                       f"(profile similarity {profile_score:.2f}; score {score:.2f}). healer.yml now reads {name} "
+                       f"from {raw}."),
+            confidence=round(min(0.95, 0.5 + 0.5 * score), 3) if len(scored) == 1 else round(min(0.9, score), 3),
+            edits=[FileEdit(MANIFEST_NAME, text, after)],
+            doubts=doubts,
+            details={"input": name, "location": location, "manifest_value": raw},
+        )
+
+
+def _tail(old: str, new: str, sep: str) -> list[str]:
+    """The components of ``new`` after the part it shares with ``old``."""
+    o, n = old.rstrip(sep).split(sep), new.rstrip(sep).split(sep)
+    k = 0
+    while k < min(len(o), len(n)) and o[k] == n[k]:
+        k += 1
+    return n[k:]
+
+
+def _swap_tail(raw: str, old: str, new: str, sep: str) -> str | None:
+    """The manifest value that points at ``new``, written like ``raw`` (which points at ``old``).
+
+    ``${WAREHOUSE}/orders`` read /data/orders; /data/orders -> /data/sales/orders_v2
+    gives ``${WAREHOUSE}/sales/orders_v2``. None when ``raw`` does not end with the part
+    of the old location that changed.
+    """
+    o, n = old.rstrip(sep).split(sep), new.rstrip(sep).split(sep)
+    k = 0
+    while k < min(len(o), len(n)) and o[k] == n[k]:
+        k += 1
+    old_tail, new_tail = o[k:], n[k:]
+    parts = raw.rstrip(sep).split(sep)
+    if not old_tail:
+        return None
+    if len(parts) >= len(old_tail) and [p.lower() for p in parts[len(parts) - len(old_tail):]] == [p.lower() for p in old_tail]:
+        return sep.join(parts[:len(parts) - len(old_tail)] + new_tail)
+    if sep == "." and "$" not in raw:
+        return new  # an unqualified table name: write the full new name
+    return None
+
+
+def _manifest_users(text: str, key: str, value: str) -> list[tuple[str, str]]:
+    """(pipeline, input) pairs in healer.yml whose input ``key`` is exactly ``value``."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return []
+    out = []
+    for pname, body in (data.get("pipelines") or {}).items():
+        for iname, spec in ((body or {}).get("inputs") or {}).items():
+            if isinstance(spec, dict) and spec.get(key) == value:
+                out.append((pname, iname))
+    return out
