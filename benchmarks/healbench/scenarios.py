@@ -137,6 +137,16 @@ def split_price(repo: Path) -> None:
     drift._rewrite(data(repo), "order_items", change)
 
 
+def line_total_instead_of_price(repo: Path) -> None:
+    """unit_price dropped; line_total (quantity x unit_price) added: derivable, but only a model sees it."""
+
+    def change(t: pa.Table) -> pa.Table:
+        total = pc.round(pc.multiply(t.column("unit_price"), pc.cast(t.column("quantity"), pa.float64())), 2)
+        return t.drop_columns(["unit_price"]).append_column("line_total", total)
+
+    drift._rewrite(data(repo), "order_items", change)
+
+
 def month_year_text(repo: Path) -> None:
     """signup_date now arrives as "March 2021": no day, nothing a date can be read from."""
     drift.map_values(data(repo), "customers", "signup_date", lambda c: pc.strftime(c, format="%B %Y"))
@@ -402,6 +412,12 @@ SCENARIOS: list[Scenario] = [
              setup=add_line_columns, what="zero quantities, but unit_net may never be NULL"),
     Scenario("decline-unreadable-dates", "retail", "clean_customers", "python", month_year_text,
              what='signup_date now "March 2021"'),
+    # needs the model (issue 5): the rules must decline, never false-fix; HealBench runs rules only
+    Scenario("needs-model-derivable-sql", "retail", "revenue_by_category", "sql", line_total_instead_of_price,
+             what="needs the model: unit_price dropped, derivable from the new line_total / quantity"),
+    Scenario("needs-model-derivable-py", "retail", "customer_sessions", "python",
+             lambda r: drift.drop_column(data(r), "orders", "channel"),
+             what="needs the model: orders.channel dropped; the session's channel count has no source"),
     Scenario("decline-typo-commit", "bench", "channel_mix", "sql",
              lambda r: (edit(r, "jobs/channel_mix.sql", "SELECT\n", "SELEC\n"), commit(r, "channel_mix: tidy")),
              what="a typo committed (SELEC)"),
