@@ -284,23 +284,6 @@ def operator_dag(dag_id: str, repo: Path, pipeline: str, **default_args):
     return dag
 
 
-def make_pipeline_repo(base: Path, retail_data: Path) -> Path:
-    """What the ``pipeline_repo`` fixture makes, for session-scoped fixtures that cannot use it."""
-    from conftest import PIPELINES, git
-
-    origin, repo = base / "origin.git", base / "repo"
-    shutil.copytree(PIPELINES, repo, ignore=shutil.ignore_patterns("data", "output", "__pycache__", "*.pyc"))
-    shutil.copytree(retail_data, repo / "data")
-    (repo / ".gitignore").write_text("data/\noutput/\n__pycache__/\n")
-    git(base, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "dev@example.com")
-    git(repo, "config", "user.name", "Dev")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "retail pipelines")
-    git(repo, "remote", "add", "origin", str(origin))
-    git(repo, "push", "-q", "origin", "main")
-    return repo
 
 
 @dataclass
@@ -333,6 +316,8 @@ def operator_heal(airflow_env, spark, retail_data, tmp_path_factory) -> Operator
     def lap(step):
         nonlocal t0
         seconds[step], t0 = round(time.monotonic() - t0, 1), time.monotonic()
+
+    from conftest import make_pipeline_repo  # conftest loads this module as a plugin: import late
 
     repo = make_pipeline_repo(tmp_path_factory.mktemp("operator-heal"), retail_data)
     dag = operator_dag("pipeline_operator", repo, "revenue_by_category", on_failure_callback=heal_on_failure)

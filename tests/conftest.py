@@ -61,18 +61,17 @@ def git(cwd, *args) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-@pytest.fixture
-def pipeline_repo(tmp_path, retail_data):
+def make_pipeline_repo(base: Path, retail_data: Path) -> Path:
     """A real git repo made from pipelines/ with its own copy of the data and a bare origin.
 
-    Returns the working repo path; its data lives under data/ (a copy, so tests may drift it).
+    Returns ``base/repo``; its data lives under data/ (a copy, so tests may drift it) and its
+    origin is ``base/origin.git``.
     """
-    origin = tmp_path / "origin.git"
-    repo = tmp_path / "repo"
+    origin, repo = base / "origin.git", base / "repo"
     shutil.copytree(PIPELINES, repo, ignore=shutil.ignore_patterns("data", "output", "__pycache__", "*.pyc"))
     shutil.copytree(retail_data, repo / "data")
     (repo / ".gitignore").write_text("data/\noutput/\n__pycache__/\n")
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(base, "init", "-q", "--bare", "-b", "main", str(origin))
     git(repo, "init", "-q", "-b", "main")
     git(repo, "config", "user.email", "dev@example.com")
     git(repo, "config", "user.name", "Dev")
@@ -81,3 +80,9 @@ def pipeline_repo(tmp_path, retail_data):
     git(repo, "remote", "add", "origin", str(origin))
     git(repo, "push", "-q", "origin", "main")
     return repo
+
+
+@pytest.fixture
+def pipeline_repo(tmp_path, retail_data):
+    """A fresh pipeline repo per test (see make_pipeline_repo)."""
+    return make_pipeline_repo(tmp_path, retail_data)
