@@ -7,6 +7,9 @@ import sys
 
 
 def _cmd_heal(args) -> int:
+    from healer.runner.warm import warm_up_for_heal
+
+    warm_up_for_heal()  # Spark and Great Expectations start while the heal loop's modules load
     from healer.heal import heal, heal_storm
 
     log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))

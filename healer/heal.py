@@ -273,22 +273,63 @@ def bind_recorded_locations(pipeline, run):
 
 def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated | None:
     """Workspace, evidence, fixers, sandbox: the best fix that passed, or None (outcome says why)."""
+    from healer.expectations import preload
     from healer.runner.session import get_spark
+    from healer.runner.warm import warm_up_for_heal
 
-    failure, outcome, timer, ledger = attempt.failure, attempt.outcome, attempt.timer, attempt.ledger
+    failure, ledger = attempt.failure, attempt.ledger
     if failure.dirty:
         raise WorkspaceError(f"{failure.repo}: run #{failure.run_id} used uncommitted changes; commit them so "
                              "Healer can reproduce the job from git")
-    with timer.stage("workspace"):
+    with attempt.timer.stage("workspace"):
         workspace = attempt.workspace = Workspace.create(failure.repo, failure.commit, failure.pipeline)
-    with timer.stage("evidence"):
-        spark = spark or get_spark()
+    if spark is None:
+        warm_up_for_heal()  # a no-op when the caller started them already
+    preload()
+    with attempt.timer.stage("evidence"):
+        spark = spark or get_spark("healer-heal", quick_jit=True)
         manifest = load_manifest(workspace.path, data_root=failure.repo)
         pipeline = bind_recorded_locations(manifest.pipeline(failure.pipeline), attempt.run)
         expectations = load_expectations(pipeline.expectations_path) if pipeline.expectations else []
         last_good = ledger.last_success(failure.pipeline, before_id=failure.run_id, repo=failure.repo)
-        evidence = gather(spark, failure, pipeline, last_good, repo=workspace.repo, expectations=expectations)
-        log(evidence.render())
+        sandboxes = _Sandboxes(spark, pipeline, last_good, expectations, policy)
+        try:
+            # Sampling needs only the inputs: it runs while the evidence is gathered.
+            sandboxes.for_patch(None).prepare_in_background()
+            evidence = gather(spark, failure, pipeline, last_good, repo=workspace.repo, expectations=expectations)
+            log(evidence.render())
+        except BaseException:
+            sandboxes.close()
+            raise
+    try:
+        return _try_candidates(attempt, evidence, sandboxes, policy, fixers, log, llm)
+    finally:
+        sandboxes.close()
+
+
+class _Sandboxes:
+    """One sandbox per input binding: a patch that moves an input runs on samples of where it now points."""
+
+    def __init__(self, spark, pipeline, last_good, expectations, policy):
+        self.spark, self.pipeline, self.last_good = spark, pipeline, last_good
+        self.expectations, self.policy = expectations, policy
+        self.by_binding: dict = {}
+
+    def for_patch(self, patch) -> Sandbox:
+        bound = candidate_pipeline(self.pipeline, patch) if patch is not None else self.pipeline
+        key = binding_key(bound)
+        if key not in self.by_binding:
+            self.by_binding[key] = Sandbox(self.spark, bound, self.last_good, self.expectations, self.policy)
+        return self.by_binding[key]
+
+    def close(self) -> None:
+        for sandbox in self.by_binding.values():
+            sandbox.close()
+
+
+def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, fixers, log, llm) -> Validated | None:
+    """Rule candidates, then the model's, through the sandbox until one passes."""
+    failure, outcome, timer = attempt.failure, attempt.outcome, attempt.timer
     with timer.stage("fixers"):
         patches, notes = propose_all(evidence, fixers)
         patches = [p for p in patches if p.confidence >= policy.min_confidence][: policy.max_candidates]
@@ -301,26 +342,12 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
                 "" if evidence.changed else " and no schema drift since the last good run") \
             + f"; {llm.off_reason()}"
         return None
-    trial = _Trial(workspace, ledger, outcome, log)
+    trial = _Trial(attempt.workspace, attempt.ledger, outcome, log)
     with timer.stage("sandbox"):
-        sandboxes: dict = {}
-
-        def sandbox_for(patch):
-            # a patch that moves an input (healer.yml) runs on samples of where it now points
-            bound = candidate_pipeline(pipeline, patch) if patch is not None else pipeline
-            key = binding_key(bound)
-            if key not in sandboxes:
-                sandboxes[key] = Sandbox(spark, bound, last_good, expectations, policy)
-            return sandboxes[key]
-
-        try:
-            best = next((b for b in (trial.run(sandbox_for(p), p) for p in patches) if b), None)
-            if best is None and llm.enabled:
-                best = _llm_rounds(llm, evidence, workspace, sandbox_for(None), trial, outcome, log)
-            plan = dict(sandbox_for(best[0]).sample_plan) if best else {}
-        finally:
-            for sandbox in sandboxes.values():
-                sandbox.close()
+        best = next((b for b in (trial.run(sandboxes.for_patch(p), p) for p in patches) if b), None)
+        if best is None and llm.enabled:
+            best = _llm_rounds(llm, evidence, attempt.workspace, sandboxes.for_patch(None), trial, outcome, log)
+        plan = dict(sandboxes.for_patch(best[0]).sample_plan) if best else {}
     if best is None:
         outcome.status = "declined"
         tried = " | ".join(f"{c['fixer']}: {'; '.join(c['reasons'])}" for c in outcome.candidates)

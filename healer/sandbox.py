@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -67,6 +68,32 @@ class Sandbox:
         self.frames: dict = {}
         self.sample_sizes: dict[str, int] = {}
         self.sample_plan: dict[str, str] = {}  # input -> how it was sampled
+        self._preparing: threading.Thread | None = None
+        self._prepare_error: BaseException | None = None
+
+    def prepare_in_background(self) -> None:
+        """Start sampling now, in a thread: the heal gathers evidence meanwhile.
+
+        Sampling needs only the inputs, not the candidate; ``run`` waits for it to finish.
+        """
+        def work():
+            try:
+                self.prepare()
+            except BaseException as exc:  # noqa: BLE001 -- re-raised by run()
+                self._prepare_error = exc
+
+        self._preparing = threading.Thread(target=work, name="healer-sandbox-prepare", daemon=True)
+        self._preparing.start()
+
+    def _prepared(self) -> None:
+        if self._preparing is not None:
+            self._preparing.join()
+            self._preparing, error, self._prepare_error = None, self._prepare_error, None
+            if error is not None:
+                self.frames = {}
+                raise error
+        if not self.frames:
+            self.prepare()
 
     def _guard_output_location(self) -> None:
         out = self.pipeline.output.path
@@ -120,11 +147,10 @@ class Sandbox:
     def run(self, root: Path) -> Verdict:
         """Run the job found under ``root`` (a patched workspace) on the samples and judge it."""
         t0 = time.monotonic()
-        if not self.frames:
-            try:
-                self.prepare()
-            except io.MissingInput as exc:
-                return Verdict(False, [Check("inputs", False, str(exc))], duration_s=time.monotonic() - t0)
+        try:
+            self._prepared()
+        except io.MissingInput as exc:
+            return Verdict(False, [Check("inputs", False, str(exc))], duration_s=time.monotonic() - t0)
         guard = self._production_state()
         checks: list[Check] = []
         out_path = str(self.workdir / "outputs" / uuid.uuid4().hex[:8])
@@ -195,5 +221,7 @@ class Sandbox:
         return self.spark.catalog.tableExists(out.table)
 
     def close(self) -> None:
+        if self._preparing is not None:
+            self._preparing.join()  # its writes must not land in a removed directory
         shutil.rmtree(self.workdir, ignore_errors=True)
 

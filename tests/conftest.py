@@ -31,7 +31,7 @@ def spark(tmp_path_factory):
     from healer.runner.session import get_spark
 
     preload()
-    session = get_spark("healer-tests")
+    session = get_spark("healer-tests", quick_jit=True)  # short jobs on small data, like a heal
     yield session
     session.stop()
 

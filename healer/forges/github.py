@@ -23,15 +23,17 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-import httpx
 
 from healer.errors import ForgeError
 from healer.forges.remote import Api, ApiError, RemoteForge, RemoteState, Retry, parse_remote, reverts, \
     reviewers_from, since
 from healer.ledger import Ledger
+
+if TYPE_CHECKING:  # httpx (with its CLI's imports) loads only when a remote forge is used
+    import httpx
 
 DEFAULT_API_URL = "https://api.github.com"
 GITHUB_HOSTS = {"github.com", "www.github.com", "ssh.github.com"}

@@ -22,15 +22,17 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 from urllib.parse import quote, urlsplit
 
-import httpx
 
 from healer.errors import ForgeError
 from healer.forges.remote import Api, ApiError, RemoteForge, RemoteState, Retry, parse_remote, reverts, \
     reviewers_from, since
 from healer.ledger import Ledger
+
+if TYPE_CHECKING:  # httpx (with its CLI's imports) loads only when a remote forge is used
+    import httpx
 
 DEFAULT_API_URL = "https://gitlab.com/api/v4"
 DRAFT_PREFIX = "Draft: "

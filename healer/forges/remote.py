@@ -24,14 +24,16 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-import httpx
 
 from healer.errors import ForgeError
 from healer.forges.base import PullRequest
 from healer.ledger import Ledger, prs, utcnow
+
+if TYPE_CHECKING:  # httpx (with its CLI's imports) loads only when a remote forge is used
+    import httpx
 
 log = logging.getLogger("healer.forges")
 
@@ -105,6 +107,8 @@ class Api:
                  transport: httpx.BaseTransport | None = None, retry: Retry = Retry(),
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
                  timeout: float = 30.0):
+        import httpx
+
         self.label, self.token_env = label, token_env
         self.base_url = base_url.rstrip("/")
         self.retry, self.sleep, self.clock = retry, sleep, clock
@@ -114,6 +118,8 @@ class Api:
     def request(self, method: str, path: str, *, what: str, json: Any = None,
                 params: Mapping[str, Any] | None = None) -> Any:
         """The decoded JSON answer, or an ApiError saying what failed, where, and why."""
+        import httpx
+
         path = path.lstrip("/")
         where = f"{method} {self.base_url}/{path}"
         for attempt in range(self.retry.attempts):

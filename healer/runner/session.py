@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 from healer.errors import EnvironmentProblem
@@ -58,18 +59,80 @@ def quiet_python_logging() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def get_spark(app_name: str = "healer", conf: dict[str, str] | None = None):
+def get_spark(app_name: str = "healer", conf: dict[str, str] | None = None, *, quick_jit: bool = False):
     """Return the active SparkSession, or build one.
 
     Master: ``HEALER_SPARK_MASTER`` if set, else whatever standard Spark configuration says
     (``spark-submit``, ``SPARK_CONF_DIR``), else ``local[*]``. Local sessions get a temporary
-    warehouse, few shuffle partitions and no UI; cluster sessions keep their own settings.
+    warehouse, few shuffle partitions, no UI and the class-data-sharing archive of
+    ``jvm_cache``; cluster sessions keep their own settings. ``quick_jit`` is for short-lived
+    sessions on small data (heals, tests): the JIT stops at its first tier, which starts a
+    2-core machine's JVM seconds sooner but runs long jobs slower. ``HEALER_SPARK_JAVA_OPTIONS``
+    is appended to the local driver's JVM options.
     """
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    starting = _starting
+    if starting is not None and starting is not threading.current_thread():
+        session = starting.result()
+        if session is not None:
+            return session  # the JVM's active session is per thread: this one was built in another
+    return _build(app_name, conf, quick_jit)
+
+
+def start_spark(app_name: str = "healer", conf: dict[str, str] | None = None, *, quick_jit: bool = False) -> None:
+    """Start building the session in a background thread; the next ``get_spark()`` waits for it.
+
+    The JVM takes seconds to start: a command that will need Spark calls this first and
+    meanwhile imports its modules, reads the ledger and clones the repo. A failure to start
+    is raised by that ``get_spark()``.
+    """
+    global _starting
+    import pyspark.sql  # noqa: F401  -- in this thread first: two threads importing pyspark deadlock
+    from pyspark.sql import SparkSession
+
+    with _start_lock:
+        if _starting is not None or SparkSession.getActiveSession() is not None:
+            return
+        _starting = _Starting(app_name, conf, quick_jit)
+
+
+class _Starting(threading.Thread):
+    def __init__(self, app_name, conf, quick_jit):
+        super().__init__(name="healer-spark-start", daemon=True)
+        self.args, self.session, self.error = (app_name, conf, quick_jit), None, None
+        self.start()
+
+    def run(self):
+        try:
+            self.session = _build(*self.args)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the thread that asks for the session
+            self.error = exc
+
+    def result(self):
+        """The session built, None once it was stopped; raises (once) what stopped it from starting."""
+        global _starting
+        self.join()
+        if self.error is not None or self.session is None or self.session.sparkContext._jsc is None:
+            with _start_lock:
+                if _starting is self:
+                    _starting = None
+            if self.error is not None:
+                raise self.error
+            return None
+        return self.session
+
+
+_starting: _Starting | None = None
+_start_lock = threading.Lock()
+
+
+def _build(app_name: str, conf: dict[str, str] | None, quick_jit: bool):
+    from pyspark.sql import SparkSession
+
     check_java()
     quiet_python_logging()
     os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", _python()))
@@ -95,6 +158,14 @@ def get_spark(app_name: str = "healer", conf: dict[str, str] | None = None):
                 "spark.sql.adaptive.enabled": "true",
             }
         )
+        from healer.runner import jvm_cache
+
+        defaults["spark.driver.extraJavaOptions"] = " ".join(filter(None, [
+            defaults["spark.driver.extraJavaOptions"],
+            jvm_cache.java_options(),
+            "-XX:TieredStopAtLevel=1" if quick_jit else "",
+            os.environ.get("HEALER_SPARK_JAVA_OPTIONS", ""),
+        ]))
     for key, value in {**defaults, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
