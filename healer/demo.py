@@ -54,7 +54,7 @@ def run_demo(rows: int = 50000, keep: bool = False) -> int:
     from healer.heal import heal
     from healer.ledger import Ledger
     from healer.runner.run import run_pipeline
-    from healer.runner.session import get_spark
+    from healer.runner.session import get_spark, start_spark
 
     t_start = time.monotonic()
     base = Path(tempfile.mkdtemp(prefix="healer-demo-"))
@@ -62,6 +62,7 @@ def run_demo(rows: int = 50000, keep: bool = False) -> int:
     os.environ["HEALER_HOME"] = str(base / ".healer")
     os.environ.pop("HEALER_LEDGER_URL", None)
     preload()
+    start_spark("healer-demo", quick_jit=True)  # starts while the repo and the data are made
 
     _say("1. A pipeline repo", f"{repo} (origin: {origin})")
     make_repo(repo, origin)
@@ -69,7 +70,7 @@ def run_demo(rows: int = 50000, keep: bool = False) -> int:
     _say("2. Generated retail data", f"{rows:,} order lines")
     write(generate(rows), repo / "data")
     ledger = Ledger()
-    spark = get_spark("healer-demo")
+    spark = get_spark()
 
     _say(f"3. `healer run {PIPELINE}`: the pipeline works")
     good = run_pipeline(repo, PIPELINE, spark=spark, ledger=ledger, context={"source": "demo"})

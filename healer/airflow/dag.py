@@ -70,6 +70,9 @@ def healer_dag(dag_id: str | None = None, *, schedule: dt.timedelta | str | None
 
         @task(task_id="heal", map_index_template="{{ healer_label }}", max_active_tis_per_dag=max_parallel_heals)
         def heal_failure(failure: int) -> dict:
+            from healer.runner.warm import warm_up_for_heal
+
+            warm_up_for_heal()  # Spark and GX start while the heal loop loads and reads the ledger
             from healer.heal import heal
 
             ledger = Ledger()
