@@ -21,6 +21,7 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
                   "DATETIME_FIELD_OUT_OF_BOUNDS", "INVALID_FORMAT", "CANNOT_PARSE_DECIMAL", "ARITHMETIC_OVERFLOW"),
     "datatype_mismatch": ("DATATYPE_MISMATCH", "INCOMPATIBLE_DATA_FOR_TABLE", "INVALID_ARRAY_INDEX"),
     "divide_by_zero": ("DIVIDE_BY_ZERO", "INTERVAL_DIVIDED_BY_ZERO"),
+    "unresolved_function": ("UNRESOLVED_ROUTINE", "WRONG_NUM_ARGS", "ROUTINE_NOT_FOUND"),
     "parse": ("PARSE_SYNTAX_ERROR", "PARSE_EMPTY_STATEMENT", "UNCLOSED_BRACKETED_COMMENT", "INVALID_IDENTIFIER"),
     "expectation": ("EXPECTATIONS_FAILED",),
 }
@@ -40,6 +41,7 @@ CATEGORY_WORDS = {
     "type_cast": "values no longer cast to the type the job expects",
     "datatype_mismatch": "an input column has a type the job cannot use",
     "divide_by_zero": "a division by zero",
+    "unresolved_function": "the job calls a function Spark does not have, or with the wrong arguments",
     "parse": "the job's SQL does not parse",
     "expectation": "the output failed its expectations",
     "transient": "transient infrastructure trouble",
@@ -164,6 +166,9 @@ def _key_objects(failure: Failure) -> list[str]:
     if failure.category in ("type_cast", "datatype_mismatch"):
         keys = [p.get(k) for k in ("expression", "sourceType", "targetType", "func", "sqlExpr") if p.get(k)]
         return [k if len(k) < 80 else k[:80] for k in keys]
+    if failure.category == "unresolved_function":
+        name = p.get("routineName") or p.get("functionName") or ""
+        return [_unquote(name).lower()] if name else [failure.error_class]
     if failure.category == "transient":
         return []
     return [failure.error_class]

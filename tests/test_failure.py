@@ -24,6 +24,8 @@ def failure(error_class, message="", stage="job", params=None, **kw):
     ("DIVIDE_BY_ZERO", "divide_by_zero"),
     ("PARSE_SYNTAX_ERROR", "parse"),
     ("EXPECTATIONS_FAILED", "expectation"),
+    ("UNRESOLVED_ROUTINE", "unresolved_function"),
+    ("WRONG_NUM_ARGS.WITHOUT_SUGGESTION", "unresolved_function"),
     ("SOMETHING_NEW", "unknown"),
 ])
 def test_conditions_map_to_categories(condition, category):
@@ -47,6 +49,13 @@ def test_a_real_error_condition_wins_over_words_in_the_message():
     f = failure("UNRESOLVED_COLUMN.WITH_SUGGESTION", "column `timed out` cannot be resolved",
                 params={"objectName": "`timed out`"})
     assert f.category == "unresolved_column"
+
+
+def test_an_unknown_function_is_keyed_by_its_name():
+    f = failure("UNRESOLVED_ROUTINE", "[UNRESOLVED_ROUTINE] Cannot resolve routine `GETDATE`",
+                params={"routineName": "`GETDATE`", "searchPath": "[`system`.`builtin`]"})
+    assert f.key_objects == ["getdate"]
+    assert "function" in f.describe()
 
 
 def test_config_stage_is_config():
