@@ -23,7 +23,7 @@ WRITER = textwrap.dedent("""
     from pathlib import Path
     from healer.ledger import Ledger, RunRecord, utcnow
 
-    url, name, go, n = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+    url, name, go, n, other = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     Path(sys.argv[3] + "." + name).touch()          # ready
     deadline = time.monotonic() + 60
     while not go.exists() and time.monotonic() < deadline:
@@ -36,6 +36,10 @@ WRITER = textwrap.dedent("""
         run.output_profile = {"row_count": i, "writer": name}
         ledger.finish_run(run)
         ids.append(run.id)
+        if i == 0:  # on a loaded machine one writer could finish before the other starts: meet once
+            Path(f"{go}.{name}.first").touch()
+            while not Path(f"{go}.{other}.first").exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
     print(json.dumps(ids))
 """)
 
@@ -46,9 +50,9 @@ def test_two_processes_write_runs_at_once(tmp_path):
     script.write_text(WRITER)
     go = tmp_path / "go"
     n = 50
-    procs = [subprocess.Popen([sys.executable, str(script), url, name, str(go), str(n)], cwd=ROOT,
+    procs = [subprocess.Popen([sys.executable, str(script), url, name, str(go), str(n), other], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name in ("writer_a", "writer_b")]
+             for name, other in (("writer_a", "writer_b"), ("writer_b", "writer_a"))]
     deadline = time.monotonic() + 60
     while not all(Path(f"{go}.{name}").exists() for name in ("writer_a", "writer_b")):
         assert time.monotonic() < deadline, "writers did not start"
