@@ -166,3 +166,24 @@ def move_field(data_dir: Path, table: str, struct: str, field: str, into: str) -
         return t.set_column(t.column_names.index(struct), struct, new)
 
     _rewrite(data_dir, table, change)
+
+
+def null_values(data_dir: Path, table: str, column: str, fraction: float, seed: int = 17) -> None:
+    """Upstream started sending NULL in a seeded ``fraction`` of a column's rows."""
+    set_values(data_dir, table, column, None, fraction, seed=seed)
+
+
+def replay_rows(data_dir: Path, table: str, fraction: float, seed: int = 13, amend=None) -> None:
+    """Upstream replayed a seeded ``fraction`` of a table's rows: copies appended at the end.
+
+    ``amend`` (a pyarrow table -> table of the same schema) changes the copies, so they are
+    corrections of the rows rather than a replay of them.
+    """
+    import numpy as np
+
+    def change(t: pa.Table) -> pa.Table:
+        rng = np.random.default_rng(seed)
+        copies = t.take(pa.array(np.flatnonzero(rng.random(t.num_rows) < fraction)))
+        return pa.concat_tables([t, amend(copies) if amend else copies])
+
+    _rewrite(data_dir, table, change)

@@ -15,7 +15,7 @@ Case keys::
                     profile_before / profile_after: {col: {min, max, null_fraction, distinct}},
                     location: /abs/path | table: db.name, format}}
     values: {"input.column": [distinct values now]}
-    probes: {casts: [...], zeros: [...]}               as healer.evidence.probes records
+    probes: {casts: [...], zeros: [...], duplicates: [...]}   as healer.evidence.probes records
     json_docs: {"input.column": [documents now]}       parsed by probes.json_probe
     moves: {input: [{location, kind, schema, profile}]}
     manifest / expect_manifest                         healer.yml before and after
@@ -34,7 +34,7 @@ import yaml
 from healer.evidence import Evidence
 from healer.evidence.lineage import python_lineage, sql_lineage
 from healer.evidence.locations import LocationCandidate, Moves
-from healer.evidence.probes import CastProbe, Probes, ZeroProbe, json_probe
+from healer.evidence.probes import CastProbe, DuplicateProbe, Probes, ZeroProbe, json_probe
 from healer.evidence.schema import diff_inputs
 from healer.failure import Failure, classify
 from healer.fixers import default_fixers, propose_all
@@ -129,6 +129,7 @@ def evidence_for(case: dict, root: Path) -> Evidence:
         p = case.get("probes") or {}
         probes = Probes(casts=[CastProbe(**{**c, "examples": tuple(c.get("examples", ()))}) for c in p.get("casts", [])],
                         zeros=[ZeroProbe(**z) for z in p.get("zeros", [])],
+                        duplicates=[DuplicateProbe(**d) for d in p.get("duplicates", [])],
                         json=[json_probe(*k.split(".", 1), docs) for k, docs in (case.get("json_docs") or {}).items()])
     moves = None
     if "moves" in case:

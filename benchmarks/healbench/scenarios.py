@@ -296,6 +296,14 @@ def zero_quantities(repo: Path) -> None:
     drift.set_values(data(repo), "order_items", "quantity", 0, fraction=0.005)
 
 
+def corrected_names(repo: Path) -> None:
+    """The CRM re-sent 5% of customers with their names in capitals: same ids, different rows."""
+    def amend(t: pa.Table) -> pa.Table:
+        return t.set_column(t.column_names.index("name"), "name", pc.utf8_upper(t.column("name")))
+
+    drift.replay_rows(data(repo), "customers", fraction=0.05, amend=amend)
+
+
 # -- the catalogue ----------------------------------------------------------------------------------
 
 SCENARIOS: list[Scenario] = [
@@ -383,6 +391,27 @@ SCENARIOS: list[Scenario] = [
              lambda r: edit(r, "jobs/line_unit_price_py.py", 'F.col("line_total") / F.col("quantity")',
                             'F.col("line_total") / F.nullif(F.col("quantity"), F.lit(0))'),
              "rule:zero_divisor", setup=add_line_columns, what="0.5% of quantities now 0"),
+    # NULL surges: a few rows of an input arrive with NULLs (draft: the rows are dropped)
+    Scenario("null-sql-cte-filter", "retail", "revenue_by_category", "sql",
+             lambda r: drift.null_values(data(r), "orders", "order_ts", fraction=0.02),
+             lambda r: edit(r, REVENUE, "WHERE status <> 'returned'",
+                            "WHERE status <> 'returned' AND order_ts IS NOT NULL"),
+             "rule:null_surge", what="2% of orders.order_ts now NULL"),
+    Scenario("null-py-missing-timestamps", "bench", "daily_payments", "python",
+             lambda r: drift.null_values(data(r), "payments", "paid_at", fraction=0.02),
+             lambda r: edit(r, "jobs/daily_payments.py", 'spark.table("payments")',
+                            'spark.table("payments").where("paid_at IS NOT NULL")'),
+             "rule:null_surge", what="2% of payments.paid_at now NULL"),
+    # replayed batches: an input repeats some rows exactly (draft: the copies are removed)
+    Scenario("replay-sql-payments", "retail", "customer_lifetime", "sql",
+             lambda r: drift.replay_rows(data(r), "payments", fraction=0.05),
+             lambda r: edit(r, "jobs/customer_lifetime.sql", "JOIN payments AS p",
+                            "JOIN (SELECT DISTINCT * FROM payments) AS p"),
+             "rule:replayed_batch", what="5% of payments replayed (exact copies appended)"),
+    Scenario("replay-py-customers", "retail", "clean_customers", "python",
+             lambda r: drift.replay_rows(data(r), "customers", fraction=0.05),
+             lambda r: edit(r, CLEAN, CUSTOMERS_READ, CUSTOMERS_READ + ".dropDuplicates()"),
+             "rule:replayed_batch", what="5% of customers replayed (exact copies appended)"),
     # dialect slips (bad commits)
     *[Scenario(f"dialect-sql-{d}", "bench", "channel_mix", "sql", dialect_commit(d), dialect_golden(d),
                "rule:dialect_slip", what=f"channel_mix rewritten in {d} SQL")
@@ -412,6 +441,11 @@ SCENARIOS: list[Scenario] = [
              setup=add_line_columns, what="zero quantities, but unit_net may never be NULL"),
     Scenario("decline-unreadable-dates", "retail", "clean_customers", "python", month_year_text,
              what='signup_date now "March 2021"'),
+    Scenario("decline-null-broken-feed", "retail", "clean_customers", "python",
+             lambda r: drift.null_values(data(r), "customers", "email", fraction=0.6),
+             what="60% of customers.email now NULL: a broken feed, not a few bad rows"),
+    Scenario("decline-replay-corrections", "retail", "clean_customers", "python", corrected_names,
+             what="5% of customers re-sent with changed names: clashing ids, but no exact copies"),
     # needs the model (issue 5): the rules must decline, never false-fix; HealBench runs rules only
     Scenario("needs-model-derivable-sql", "retail", "revenue_by_category", "sql", line_total_instead_of_price,
              what="needs the model: unit_price dropped, derivable from the new line_total / quantity"),

@@ -33,7 +33,7 @@ class Evidence:
     expectations: list = field(default_factory=list)
     values: dict = field(default_factory=dict)  # (input, column) -> distinct values of retyped columns
     # -- added by the repair catalogue (issue 4); see probes.py and locations.py ----------------
-    probes: Probes | None = None  # rows the job's casts, divisors and JSON paths touch now
+    probes: Probes | None = None  # rows the job's casts, divisors, JSON paths touch; duplicate rows
     moves: Moves | None = None  # where missing inputs may have gone
 
     @property
@@ -136,12 +136,13 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
 
 # -- hook: evidence for the repair catalogue's rules (issue 4) ------------------------------------
 def _catalogue_evidence(spark, failure, pipeline, source, current_schemas, diffs, profile_rows):
-    """Value probes for jobs that cast, divide or extract JSON; candidates for missing inputs.
+    """Value probes for jobs that cast, divide or extract JSON, duplicate rows when a uniqueness
+    expectation failed; candidates for missing inputs.
 
     Best effort: evidence that cannot be gathered is left out, never a crash.
     """
     from healer.evidence.locations import find_moves
-    from healer.evidence.probes import WANTED, probe
+    from healer.evidence.probes import WANTED, probe, wanted_kinds
     from healer.runner import io
     from healer.runner.profile import schema_columns
 
@@ -153,7 +154,7 @@ def _catalogue_evidence(spark, failure, pipeline, source, current_schemas, diffs
                 if current_schemas.get(spec.name):
                     frames[spec.name] = io.read_input(spark, spec)
             columns = {n: {c.lower() for c in schema_columns(s)} for n, s in current_schemas.items() if s}
-            probes = probe(spark, frames, source, pipeline.kind, columns, kinds=WANTED[failure.category])
+            probes = probe(spark, frames, source, pipeline.kind, columns, kinds=wanted_kinds(failure))
         except Exception:
             probes = None
     missing = [d.input for d in diffs if d.gone] or [n for n, s in current_schemas.items() if s is None]

@@ -4,7 +4,9 @@ A fixer that makes a job tolerate new values — ``TRY_CAST`` for values that no
 cast, ``NULLIF`` for new zero divisors, a JSON field read at its new path — must say how
 many rows that changes. The job's syntax tree says what to probe (``jobscan``); one
 aggregation pass per input, over at most ``scan_rows`` current rows, counts it, with a few
-example values (untrusted: they are data).
+example values (untrusted: they are data). Exact duplicate rows (a replayed batch) are
+counted on every input the job reads, only when a uniqueness expectation failed: it takes
+a shuffle.
 """
 
 from __future__ import annotations
@@ -15,10 +17,21 @@ from dataclasses import dataclass, field
 from healer.evidence import jobscan
 
 # what each failure category needs probed: casts that may reject values, divisors that may
-# be zero, JSON paths that may have moved (an expectation on NULLs is how that shows)
+# be zero, JSON paths that may have moved (an expectation on NULLs is how that shows), rows
+# repeated whole (a uniqueness expectation is how a replayed batch shows)
 WANTED = {"type_cast": {"casts"}, "unknown": {"casts", "zeros"}, "divide_by_zero": {"zeros"},
-          "expectation": {"json"}}
+          "expectation": {"json", "duplicates"}}
 CATEGORIES = set(WANTED)
+UNIQUENESS = {"column_values_unique", "compound_columns_unique"}  # what whole-row duplicates break
+
+
+def wanted_kinds(failure) -> set[str]:
+    """The probe kinds worth their cost for this failure (``WANTED``, with the duplicates
+    count only when a uniqueness expectation failed)."""
+    kinds = set(WANTED.get(failure.category, set()))
+    if not any(e.get("kind") in UNIQUENESS for e in failure.failed_expectations or []):
+        kinds.discard("duplicates")
+    return kinds
 
 
 @dataclass(frozen=True)
@@ -52,11 +65,26 @@ class JsonProbe:
     paths: dict = field(default_factory=dict)  # '$.a.b' -> documents holding a value there
 
 
+@dataclass(frozen=True)
+class DuplicateProbe:
+    """Whole-row duplicates of one input: rows scanned versus distinct rows among them."""
+
+    input: str
+    rows: int  # rows scanned
+    distinct: int  # distinct rows (every column compared)
+
+    @property
+    def duplicates(self) -> int:
+        """Surplus copies: the rows a ``SELECT DISTINCT`` removes."""
+        return self.rows - self.distinct
+
+
 @dataclass
 class Probes:
     casts: list[CastProbe] = field(default_factory=list)
     zeros: list[ZeroProbe] = field(default_factory=list)
     json: list[JsonProbe] = field(default_factory=list)
+    duplicates: list[DuplicateProbe] = field(default_factory=list)
 
     def cast(self, input_name: str | None, operand: str, type_: str) -> CastProbe | None:
         return next((p for p in self.casts if (input_name is None or p.input == input_name)
@@ -69,6 +97,9 @@ class Probes:
     def json_paths(self, input_name: str | None, column: str) -> JsonProbe | None:
         return next((p for p in self.json if (input_name is None or p.input == input_name)
                      and p.column.lower() == column.lower()), None)
+
+    def duplicate(self, input_name: str) -> DuplicateProbe | None:
+        return next((p for p in self.duplicates if p.input == input_name), None)
 
 
 def plan(source: str, kind: str, input_columns: dict[str, set[str]]) -> dict[str, dict]:
@@ -110,10 +141,15 @@ def plan(source: str, kind: str, input_columns: dict[str, set[str]]) -> dict[str
 def probe(spark, frames: dict, source: str, kind: str, input_columns: dict[str, set[str]],
           scan_rows: int = 1_000_000, json_docs: int = 500, kinds: set[str] | None = None) -> Probes:
     """Run the probes the job calls for on the current inputs (``frames``: input -> DataFrame);
-    ``kinds`` limits them to some of "casts", "zeros", "json"."""
+    ``kinds`` limits them to some of "casts", "zeros", "json", "duplicates"."""
     from pyspark.sql import functions as F
 
     out = Probes()
+    if kinds is None or "duplicates" in kinds:
+        for input_name in sorted(frames):
+            found = duplicate_probe(input_name, frames[input_name], scan_rows)
+            if found is not None:
+                out.duplicates.append(found)
     for input_name, wanted in plan(source, kind, input_columns).items():
         wanted = {k: (v if kinds is None or k in kinds else set()) for k, v in wanted.items()}
         if not any(wanted.values()):
@@ -155,6 +191,23 @@ def probe(spark, frames: dict, source: str, kind: str, input_columns: dict[str, 
             docs = [r[0] for r in df.where(F.col(f"`{column}`").isNotNull()).select(f"`{column}`").limit(json_docs).collect()]
             out.json.append(json_probe(input_name, column, docs))
     return out
+
+
+def duplicate_probe(input_name: str, df, scan_rows: int = 1_000_000) -> DuplicateProbe | None:
+    """Rows and distinct rows among the first ``scan_rows`` rows of an input, in one job.
+
+    None when the rows cannot be compared (a column type Spark cannot group by): no
+    evidence, not a crash.
+    """
+    from pyspark.sql import functions as F
+
+    try:
+        df = df.limit(scan_rows)
+        groups = df.groupBy(*[F.col(f"`{c}`") for c in df.columns]).agg(F.count(F.lit(1)).alias("__copies"))
+        row = groups.agg(F.sum("__copies").alias("rows"), F.count(F.lit(1)).alias("distinct")).first()
+    except Exception:
+        return None
+    return DuplicateProbe(input_name, int(row["rows"] or 0), int(row["distinct"] or 0))
 
 
 def json_probe(input_name: str, column: str, docs: list) -> JsonProbe:

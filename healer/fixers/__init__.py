@@ -6,7 +6,9 @@ from healer.fixers.base import FileEdit, Fixer, Patch
 from healer.fixers.rules.dialect_slip import DialectSlip
 from healer.fixers.rules.moved_input import MovedInput
 from healer.fixers.rules.nested_field import NestedField
+from healer.fixers.rules.null_surge import NullSurge
 from healer.fixers.rules.renamed_column import RenamedColumn
+from healer.fixers.rules.replayed_batch import ReplayedBatch
 from healer.fixers.rules.retyped_column import RetypedColumn
 from healer.fixers.rules.unsafe_cast import UnsafeCast
 from healer.fixers.rules.zero_divisor import ZeroDivisor
@@ -17,7 +19,7 @@ __all__ = ["FileEdit", "Fixer", "Patch", "default_fixers", "propose_all"]
 def default_fixers() -> list[Fixer]:
     """The rule fixers, in the order they are tried (candidates are then ranked by confidence)."""
     return [RenamedColumn(), RetypedColumn(), NestedField(), MovedInput(), UnsafeCast(), ZeroDivisor(),
-            DialectSlip()]
+            NullSurge(), ReplayedBatch(), DialectSlip()]
 
 
 def propose_all(evidence, fixers: list[Fixer] | None = None) -> tuple[list[Patch], list[str]]:

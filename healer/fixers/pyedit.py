@@ -141,3 +141,24 @@ def string_literals(source: str) -> list[tuple[ast.Constant, Span, int]]:
                     out.append((node, Span(start, start + len(inner)), -1))
                 break
     return out
+
+
+def read_followers(source: str, input_name: str) -> list[tuple[Span, str | None]]:
+    """Each ``<x>.table("input_name")`` read with the method called on it directly
+    (``spark.table("orders").dropDuplicates(...)`` -> ``"dropDuplicates"``), or None."""
+    tree = ast.parse(source)
+    followers: dict[int, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call):
+            followers[id(node.value)] = node.attr
+    out = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "table"
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == input_name):
+            out.append((_span(source, node), followers.get(id(node))))
+    return sorted(out, key=lambda r: r[0].start)
+
+
+def append_at(source: str, spans: list[Span], suffix: str) -> str | None:
+    """``suffix`` appended right after each span (e.g. after chosen reads of an input)."""
+    return replace_spans(source, [(Span(s.end, s.end), suffix) for s in spans]) if spans else None

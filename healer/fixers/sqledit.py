@@ -344,3 +344,145 @@ def replace_string_literals(sql: str, replacements: dict[str, str], dialect: str
         if t.token_type.name == "STRING" and t.text in replacements:
             edits.append((t.start, t.end + 1, string_literal(replacements[t.text])))
     return splice_text(sql, edits) if edits else None
+
+
+# -- where an input is read: filter the rows it gives, or replace the read -----------------------
+#
+# Repairs of bad input rows (NULLs that surged, a replayed batch) act where the input is
+# read, so the rest of the query sees the input as it looked at the last good run. The
+# edits are computed from token positions and checked against the same change made to the
+# syntax tree: the text must parse to exactly that tree, or no edit is proposed.
+
+# token types that end the FROM (and the WHERE) part of a SELECT at its own nesting level
+_CLAUSE_ENDS = {"WHERE", "GROUP_BY", "HAVING", "WINDOW", "QUALIFY", "ORDER_BY", "LIMIT", "OFFSET", "FETCH",
+                "UNION", "INTERSECT", "EXCEPT", "SORT_BY", "CLUSTER_BY", "DISTRIBUTE_BY", "SEMICOLON"}
+
+
+@dataclass(frozen=True)
+class TableRead:
+    """One place the query reads an input as a table (a CTE of the same name is not one)."""
+
+    scope: Scope
+    table: exp.Table
+
+    @property
+    def select(self) -> exp.Expression:
+        return self.scope.expression
+
+    @property
+    def qualifier(self) -> str | None:
+        """How the scope's columns name this table: its alias, its name when the scope reads
+        other sources too, or nothing."""
+        if self.table.alias:
+            return self.table.alias
+        return self.table.name if len(self.scope.sources) > 1 else None
+
+    @property
+    def distinct(self) -> bool:
+        """Whether the SELECT reading the table is already a ``SELECT DISTINCT``."""
+        return bool(self.select.args.get("distinct"))
+
+    def uses(self, column: str, input_columns: dict[str, set[str]]) -> bool:
+        """Whether the scope reads ``column`` of this table (by name, or through a ``*``)."""
+        if self.select.is_star:
+            return True
+        for col in self.scope.columns:
+            if col.name.lower() != column.lower():
+                continue
+            if col.table:
+                if self.scope.sources.get(col.table) is self.table:
+                    return True
+            elif _belongs(col, self.scope, self.table.name, input_columns):
+                return True
+        return False
+
+    def null_extended(self) -> bool:
+        """Whether an outer join may pad this table's columns with NULLs (then a WHERE on
+        them also drops the rows that found no match)."""
+        for join in self.select.args.get("joins") or []:
+            side = (join.side or "").upper()
+            own = join.this is self.table
+            if (own and side in ("LEFT", "FULL")) or (not own and side in ("RIGHT", "FULL")):
+                return True
+        return False
+
+
+def input_reads(tree: exp.Expression, input_name: str) -> list[TableRead]:
+    """Every read of ``input_name`` as a table, with the scope that reads it."""
+    reads = []
+    for scope in traverse_scope(tree):
+        for source in scope.sources.values():
+            if isinstance(source, exp.Table) and source.name.lower() == input_name.lower():
+                reads.append(TableRead(scope, source))
+    return reads
+
+
+def table_span(table: exp.Table) -> tuple[int, int] | None:
+    """Text span of a table's name (catalog and database included, alias left out)."""
+    parts = [p for p in (table.args.get("catalog"), table.args.get("db"), table.this) if p is not None]
+    starts = [p.meta.get("start") for p in parts]
+    end = table.this.meta.get("end") if table.this is not None else None
+    if None in starts or end is None:
+        return None
+    return min(starts), end + 1
+
+
+def _clause_end(tokens, k: int) -> int:
+    """Index of the first token from ``k`` that ends the current clause at this nesting
+    level: a clause keyword, a closing parenthesis it did not open, or the end."""
+    depth = 0
+    while k < len(tokens):
+        name = tokens[k].token_type.name
+        if name == "L_PAREN":
+            depth += 1
+        elif name == "R_PAREN":
+            if depth == 0:
+                return k
+            depth -= 1
+        elif depth == 0 and name in _CLAUSE_ENDS:
+            return k
+        k += 1
+    return k
+
+
+def and_where(sql: str, read: TableRead, condition: str) -> list[tuple[int, int, str]] | None:
+    """Edits that AND ``condition`` into the WHERE of the SELECT that reads the table: after
+    the existing condition (parenthesized when it is an OR), or as a new WHERE on its own
+    line after the FROM part when the SELECT has none. None when the place is not found."""
+    span = table_span(read.table)
+    if span is None:
+        return None
+    tokens = _tokens(sql, "spark")
+    first = next((i for i, t in enumerate(tokens) if t.start == span[0]), None)
+    if first is None:
+        return None
+    stop = _clause_end(tokens, first + 1)
+    where = read.select.args.get("where")
+    if where is not None:
+        if stop >= len(tokens) or tokens[stop].token_type.name != "WHERE" or stop + 1 >= len(tokens):
+            return None
+        last = _clause_end(tokens, stop + 1) - 1
+        end = tokens[last].end + 1
+        if isinstance(where.this, exp.Or):  # AND binds tighter: keep the OR whole
+            return [(tokens[stop + 1].start, tokens[stop + 1].start, "("), (end, end, f") AND {condition}")]
+        return [(end, end, f" AND {condition}")]
+    end = tokens[stop - 1].end + 1
+    next_start = tokens[stop].start if stop < len(tokens) else len(sql)
+    newline = sql.find("\n", end, next_start)
+    if newline == -1:
+        return [(end, end, f" WHERE {condition}")]
+    # a clause of its own, indented like the line it follows (a comment ending that line stays there)
+    line_start = sql.rfind("\n", 0, end) + 1
+    line = sql[line_start:end]
+    indent = line[:len(line) - len(line.lstrip(" \t"))]
+    return [(newline, newline, f"\n{indent}WHERE {condition}")]
+
+
+def apply_checked(sql: str, edits: list[tuple[int, int, str]], expected: exp.Expression) -> str | None:
+    """``sql`` with the edits applied, when it parses to the same query as ``expected``
+    (the edited syntax tree); None otherwise."""
+    after = splice_text(sql, edits)
+    if after is None or not reparses(after):
+        return None
+    want = canonical(expected.sql(dialect="spark"))
+    return after if want is not None and canonical(after) == want else None

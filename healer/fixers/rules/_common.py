@@ -17,3 +17,13 @@ def job_mentions(evidence, input_name: str, column: str) -> bool:
     if any(r.lower() == key for r in evidence.lineage.referenced):
         return True
     return column.lower() in evidence.job_source.lower()
+
+
+def failed_expectations(evidence, kinds: set[str]) -> list[dict]:
+    """The failed expectations of the given kinds (as the audit recorded them)."""
+    return [e for e in evidence.failure.failed_expectations or [] if e.get("kind") in kinds]
+
+
+def input_name(evidence, name: str) -> str:
+    """The pipeline's own spelling of an input named in SQL or lineage (case may differ)."""
+    return next((n for n in evidence.pipeline.inputs if n.lower() == name.lower()), name)
