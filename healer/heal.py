@@ -54,6 +54,7 @@ class Outcome:
     candidates: list[dict] = field(default_factory=list)
     llm: dict = field(default_factory=dict)  # enabled, reason, rounds, usage (tokens, cost)
     timings: dict[str, float] = field(default_factory=dict)
+    evidence: dict | None = None  # what the heal knew (Evidence.to_json without the failure itself)
 
     @property
     def exit_code(self) -> int:
@@ -298,6 +299,7 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
             sandboxes.for_patch(None).prepare_in_background()
             evidence = gather(spark, failure, pipeline, last_good, repo=workspace.repo, expectations=expectations)
             log(evidence.render())
+            attempt.outcome.evidence = _jsonable({k: v for k, v in evidence.to_json().items() if k != "failure"})
         except BaseException:
             sandboxes.close()
             raise
@@ -331,8 +333,9 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
     """Rule candidates, then the model's, through the sandbox until one passes."""
     failure, outcome, timer = attempt.failure, attempt.outcome, attempt.timer
     with timer.stage("fixers"):
-        patches, notes = propose_all(evidence, fixers)
-        patches = [p for p in patches if p.confidence >= policy.min_confidence][: policy.max_candidates]
+        proposals = propose_all(evidence, fixers)
+        notes = proposals.notes()
+        patches = [p for p in proposals.patches if p.confidence >= policy.min_confidence][: policy.max_candidates]
     llm = llm if llm is not None else LLMFixer()
     outcome.llm = {"enabled": llm.enabled, "reason": "" if llm.enabled else llm.off_reason()}
     if not patches and not llm.enabled:

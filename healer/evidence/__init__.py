@@ -72,9 +72,38 @@ class Evidence:
         if self.commits:
             lines.append("recent commits to the job:")
             lines += [f"  {c.sha[:10]} {c.date[:10]} {c.author}: {c.subject[:100]}" for c in self.commits]
+        lines += self._catalogue_lines()
         return "\n".join(lines)
 
+    def _catalogue_lines(self) -> list[str]:
+        lines = []
+        p = self.probes
+        if p is not None:
+            found = [f"  CAST({c.operand} AS {c.type}) on {c.input}: {c.failing} of {c.non_null} non-NULL values fail"
+                     for c in p.casts if c.failing]
+            found += [f"  {z.input}.{z.column}: {z.zeros} zero(s) in {z.rows} rows" for z in p.zeros if z.zeros]
+            found += [f"  {d.input}: {d.duplicates} exact duplicate row(s) in {d.rows} rows" for d in p.duplicates
+                      if d.duplicates]
+            found += [f"  {j.input}.{j.column}: JSON paths {', '.join(sorted(j.paths)[:8])} in {j.docs} documents"
+                      for j in p.json]
+            lines += ["value probes on the current inputs:", *found] if found else []
+        if self.moves is not None:
+            for name, cands in self.moves.candidates.items():
+                lines.append(f"where {name} may have gone: " + (", ".join(
+                    f"{c.location} (name {c.name_score:.2f})" for c in cands[:5]) or "nothing similar found"))
+            lines += [f"  note: {n}" for n in self.moves.notes]
+        return lines
+
     def to_json(self) -> dict:
+        """What the heal knew, for the ledger, ``healer heal --json`` and the Airflow pages."""
+        from dataclasses import asdict
+
+        moves = None
+        if self.moves is not None:
+            moves = {"notes": list(self.moves.notes), "candidates": {
+                name: [{"location": c.location, "kind": c.kind, "name_score": c.name_score,
+                        "columns": len((c.schema or {}).get("fields", [])), "modified_ms": c.modified_ms}
+                       for c in cands] for name, cands in self.moves.candidates.items()}}
         return {
             "failure": self.failure.to_json(),
             "last_good_run": self.last_good.id if self.last_good else None,
@@ -82,6 +111,8 @@ class Evidence:
             "lineage": self.lineage.to_json(),
             "affected_outputs": self.affected_outputs(),
             "commits": [c.__dict__ for c in self.commits],
+            "probes": asdict(self.probes) if self.probes is not None else None,
+            "moves": moves,
         }
 
 
