@@ -90,6 +90,38 @@ def test_rule_heals_and_the_branch_passes_on_full_data(scenario, spark, ledger, 
     assert rerun.row_count == good.row_count
 
 
+def test_a_replayed_batch_is_deduplicated_in_a_draft_that_says_so_and_the_evidence_is_kept(
+        spark, ledger, pipeline_repo, tmp_path):
+    good, failed = break_pipeline(spark, ledger, pipeline_repo, "clean_customers",
+                                  lambda d: drift.replay_rows(d, "customers", fraction=0.05))
+
+    outcome = heal(pipeline_repo, "clean_customers", spark=spark, ledger=ledger)
+
+    assert outcome.status == "proposed" and outcome.fixer == "rule:replayed_batch", outcome.reason
+    assert outcome.draft
+    pr = LocalForge(ledger).get(outcome.pr)
+    assert pr.draft and pr.body.startswith("> **Draft: this fix changes what the data means.**")
+    assert '.dropDuplicates()' in pr.body
+    [dupes] = [d for d in outcome.evidence["probes"]["duplicates"] if d["input"] == "customers"]
+    copies = dupes["rows"] - dupes["distinct"]
+    assert copies > 0 and f"removes {copies} of them" in pr.title
+    row = ledger.select(heals, heals.c.id == outcome.heal)[0]
+    assert row["outcome"]["evidence"]["probes"]["duplicates"] == outcome.evidence["probes"]["duplicates"]
+    rerun = rerun_from_branch(spark, ledger, pipeline_repo, tmp_path, outcome.branch, "clean_customers")
+    assert rerun.ok and rerun.row_count == good.row_count  # the replayed copies are gone on the full data
+
+
+def test_a_broken_feed_is_declined_with_the_rules_reason(spark, ledger, pipeline_repo):
+    # 60% of emails gone: dropping those rows would hide most of the data
+    break_pipeline(spark, ledger, pipeline_repo, "clean_customers",
+                   lambda d: drift.null_values(d, "customers", "email", fraction=0.6))
+    outcome = heal(pipeline_repo, "clean_customers", spark=spark, ledger=ledger)
+    assert outcome.status == "declined"
+    assert "rule:null_surge declined: customers.email is NULL in 6" in outcome.reason
+    assert "a broken feed, not a few bad rows" in outcome.reason
+    assert remote_branches(pipeline_repo) == ["main"]
+
+
 def test_no_rule_applies_is_declined_and_nothing_is_pushed(spark, ledger, pipeline_repo):
     # upstream dropped a column outright: nothing to rename it from
     break_pipeline(spark, ledger, pipeline_repo, "revenue_by_category",
@@ -170,3 +202,5 @@ def test_cli_heal_json(spark, ledger, pipeline_repo, tmp_path):
     assert out["status"] == "proposed"
     assert set(out) >= {"status", "reason", "fingerprint", "fixer", "branch", "pr", "validation", "timings"}
     assert out["validation"]["sample_sizes"]["customers"] > 0
+    [diff] = out["evidence"]["diffs"]  # what the heal knew travels with its outcome
+    assert diff["input"] == "customers" and "signup_date" in json.dumps(diff)

@@ -161,8 +161,11 @@ def _score_names(moves: Moves, specs: dict) -> None:
 def check(case: dict, root: Path) -> None:
     """The fixers, given the case's evidence, produce exactly the expected text (or nothing)."""
     evidence = evidence_for(case, root)
-    patches, notes = propose_all(evidence, default_fixers())
-    assert not notes, notes  # no rule may crash on a case
+    patches, declines, errors = propose_all(evidence, default_fixers())
+    assert not errors, errors  # no rule may crash on a case
+    if case.get("declined"):  # a rule that recognised the case says why it refused
+        assert any(re.search(case["declined"], d) for d in declines if d.startswith(f"{case['fixer']} declined: ")), \
+            (case["declined"], declines)
     if case.get("expect") is None and case.get("expect_manifest") is None:
         assert patches == [], f"expected no patch, got {[(p.fixer, p.title) for p in patches]}: " + (
             patches[0].diff() if patches else "")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from healer.fixers.base import FileEdit, Fixer, Patch
+from typing import NamedTuple
+
+from healer.fixers.base import Declined, FileEdit, Fixer, Patch
 from healer.fixers.rules.dialect_slip import DialectSlip
 from healer.fixers.rules.moved_input import MovedInput
 from healer.fixers.rules.nested_field import NestedField
@@ -13,7 +15,7 @@ from healer.fixers.rules.retyped_column import RetypedColumn
 from healer.fixers.rules.unsafe_cast import UnsafeCast
 from healer.fixers.rules.zero_divisor import ZeroDivisor
 
-__all__ = ["FileEdit", "Fixer", "Patch", "default_fixers", "propose_all"]
+__all__ = ["Declined", "FileEdit", "Fixer", "Patch", "Proposals", "default_fixers", "propose_all"]
 
 
 def default_fixers() -> list[Fixer]:
@@ -22,13 +24,24 @@ def default_fixers() -> list[Fixer]:
             NullSurge(), ReplayedBatch(), DialectSlip()]
 
 
-def propose_all(evidence, fixers: list[Fixer] | None = None) -> tuple[list[Patch], list[str]]:
-    """Every fixer's candidates, best first, plus notes on fixers that raised."""
-    patches, notes = [], []
+class Proposals(NamedTuple):
+    patches: list[Patch]  # best first
+    declines: list[str]  # "rule:x declined: why", from rules that recognised the failure and refused
+    errors: list[str]  # "rule:x failed: ...", from fixers that raised
+
+    def notes(self) -> list[str]:
+        return [*self.declines, *self.errors]
+
+
+def propose_all(evidence, fixers: list[Fixer] | None = None) -> Proposals:
+    """Every fixer's candidates, best first, with the reasons of rules that declined and of fixers that raised."""
+    patches, declines, errors = [], [], []
     for fixer in fixers if fixers is not None else default_fixers():
         try:
             patches.extend(fixer.propose(evidence))
+        except Declined as exc:
+            declines.append(f"{fixer.name} declined: {exc}")
         except Exception as exc:  # one broken fixer must not sink the heal
-            notes.append(f"{fixer.name} failed: {type(exc).__name__}: {exc}")
+            errors.append(f"{fixer.name} failed: {type(exc).__name__}: {exc}")
     patches.sort(key=lambda p: -p.confidence)
-    return patches, notes
+    return Proposals(patches, declines, errors)

@@ -49,6 +49,15 @@ class Patch:
         return data
 
 
+class Declined(Exception):
+    """Raised by a rule that recognises the failure but will not patch it; the message says why.
+
+    A rule that simply does not apply returns no patches; one that sees its kind of breakage
+    and refuses (a broken feed rather than a few bad rows, an ambiguous cause) says so, and
+    the reason reaches the heal's outcome.
+    """
+
+
 @runtime_checkable
 class Fixer(Protocol):
     """Proposes patches for a failure from its evidence. Must not touch the workspace."""

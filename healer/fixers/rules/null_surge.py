@@ -21,7 +21,7 @@ from typing import NamedTuple
 from sqlglot import exp
 
 from healer.fixers import pyedit, sqledit
-from healer.fixers.base import FileEdit, Patch
+from healer.fixers.base import Declined, FileEdit, Patch
 from healer.fixers.rules._common import failed_expectations, input_columns, input_name
 
 CATEGORIES = {"expectation"}
@@ -57,14 +57,21 @@ class NullSurge:
         for output in outputs:
             found = self._surges_behind(evidence, output)
             if found is None:
-                return []  # several surged columns could explain it: which rows to drop is a guess
+                raise Declined(f"several input columns behind {output} are NULL more often now: which rows to drop "
+                               "would be a guess")
             for s in found:
                 surges[(s.input, s.column.lower())] = s
                 behind.setdefault(output, []).append(f"{s.input}.{s.column}")
         if not surges:
-            return []  # no input column's NULLs rose: dropping rows would not address the cause
-        if any(s.now > MAX_SHARE for s in surges.values()):
-            return []  # a broken feed, not a few bad rows: a filter would hide most of the data
+            if outputs:  # the NULLs come from the job or a value it maps to NULL: dropping rows misses the cause
+                raise Declined(f"no input column behind {', '.join(outputs)} is NULL more often than at the last "
+                               "good run")
+            return []
+        broken_feed = [s for s in surges.values() if s.now > MAX_SHARE]
+        if broken_feed:  # a filter would hide most of the data
+            raise Declined("; ".join(f"{s.input}.{s.column} is NULL in {s.now:.0%} of the profiled rows (was "
+                                     f"{s.before:.0%})" for s in broken_feed)
+                           + f": a broken feed, not a few bad rows (at most {MAX_SHARE:.0%} are dropped)")
         chosen = sorted(surges.values(), key=lambda s: (s.input, s.column))
         if evidence.pipeline.kind == "sql":
             after = self._sql(evidence, chosen)

@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from healer.evidence.probes import UNIQUENESS, DuplicateProbe
 from healer.fixers import pyedit, sqledit
-from healer.fixers.base import FileEdit, Patch
+from healer.fixers.base import Declined, FileEdit, Patch
 from healer.fixers.rules._common import failed_expectations, input_name
 
 CATEGORIES = {"expectation"}
@@ -37,14 +37,18 @@ class ReplayedBatch:
         if not broken:
             return []
         replayed = [p for p in evidence.probes.duplicates if p.duplicates > 0]
-        if not replayed:
-            return []  # keys clash on rows that differ: not a replay, and DISTINCT would not help
+        if not replayed:  # DISTINCT would not help
+            raise Declined("a uniqueness expectation failed but no input holds exact duplicate rows: the clashing "
+                           "keys are on rows that differ, which is not a replayed batch")
         if evidence.pipeline.kind == "sql":
             after, used = self._sql(evidence, replayed)
         else:
             after, used = self._python(evidence, replayed)
-        if not used or after is None or after == evidence.job_source:
-            return []  # every replayed input is already deduplicated by the job: the cause is elsewhere
+        if not used:
+            raise Declined(f"{', '.join(input_name(evidence, p.input) for p in replayed)} hold(s) exact duplicates, "
+                           "but the job already deduplicates every read of them: the cause is elsewhere")
+        if after is None or after == evidence.job_source:
+            return []
         return [self._patch(evidence, after, used, broken)]
 
     def _sql(self, evidence, replayed: list[DuplicateProbe]) -> tuple[str | None, list[DuplicateProbe]]:

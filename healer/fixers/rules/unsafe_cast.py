@@ -14,7 +14,7 @@ from sqlglot import exp
 
 from healer.evidence import jobscan
 from healer.fixers import pyedit, sqledit
-from healer.fixers.base import FileEdit, Patch
+from healer.fixers.base import Declined, FileEdit, Patch
 from healer.fixers.rules._common import input_columns
 
 CATEGORIES = {"type_cast", "unknown"}
@@ -90,8 +90,10 @@ class UnsafeCast:
 
     def _patch(self, evidence, after, found, how) -> list[Patch]:
         too_many = [(i, c, t, p) for i, c, t, p in found if p.failing > MAX_FAILING * max(p.non_null, 1)]
-        if too_many:
-            return []  # a format change, not a few bad values: TRY_CAST would hide it
+        if too_many:  # TRY_CAST would hide it
+            raise Declined("; ".join(f"{p.failing} of {p.non_null} values of {i}.{c} do not cast to {t}"
+                                     for i, c, t, p in too_many)
+                           + f": a format change, not a few bad values (at most {MAX_FAILING:.0%} may become NULL)")
         lines, examples = [], []
         for input_name, column, typ, p in found:
             share = p.failing / max(p.non_null, 1)
