@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from healer.fixers import pyedit, sqledit
-from healer.fixers.base import FileEdit, Patch
+from healer.fixers.base import Declined, FileEdit, Patch
 from healer.fixers.rules._common import input_columns, job_mentions
 
 CATEGORIES = {"unresolved_column", "expectation", "datatype_mismatch"}
@@ -18,14 +18,19 @@ class RenamedColumn:
     def propose(self, evidence) -> list[Patch]:
         if evidence.failure.category not in CATEGORIES:
             return []
-        patches = []
+        patches, ties = [], []
         for diff in evidence.changed:
             renames = [r for r in diff.renames if job_mentions(evidence, diff.input, r.old)]
-            if not renames or any(r.ambiguous for r in renames):
-                continue  # a coin toss between two new names is not a fix
-            patch = self._patch(evidence, diff.input, renames)
+            tied = [r for r in renames if r.ambiguous]
+            if tied:  # a coin toss between two new names is not a fix
+                ties += [f"{diff.input}.{r.old} -> {r.new} scores {r.score:.2f}, only {r.margin:.2f} ahead of "
+                         f"{r.runner_up}" for r in tied]
+                continue
+            patch = self._patch(evidence, diff.input, renames) if renames else None
             if patch:
                 patches.append(patch)
+        if ties and not patches:
+            raise Declined("; ".join(ties) + ": too close to choose")
         return patches
 
     def _patch(self, evidence, input_name, renames) -> Patch | None:
