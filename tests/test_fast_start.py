@@ -25,9 +25,34 @@ def test_an_existing_archive_is_mapped_quietly(cache):
     assert path.parent == cache and path.name.startswith("spark-") and path.suffix == ".jsa"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"archive")
+    path.with_name(path.name + ".ok").write_text(str(len(b"archive")))  # checked after its build
     opts = jvm_cache.java_options()
-    assert f"-XX:SharedArchiveFile={path}" in opts and "-Xshare:auto" in opts  # a stale archive is ignored
+    assert f"-XX:SharedArchiveFile={path}" in opts and "-Xshare:auto" in opts  # one of another JVM is ignored
     assert "-Xlog:cds=off" in opts
+
+
+def test_an_archive_never_checked_is_removed_not_mapped(cache):
+    path = jvm_cache.archive_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\0" * 4096)  # no mark: nobody tried it in a JVM
+    opts = jvm_cache.java_options()
+    try:
+        assert "SharedArchiveFile" not in opts and opts.startswith("-XX:ArchiveClassesAtExit=")  # built anew
+        assert not path.exists()
+    finally:
+        atexit.unregister(jvm_cache._finish_build)
+        path.with_suffix(".lock").unlink()
+
+
+def test_the_built_archive_loads_and_a_truncated_copy_is_caught(tmp_path):
+    path = jvm_cache.archive_path()
+    if not path.is_file():
+        pytest.skip("no archive built on this machine yet (make jvm-cache builds it)")
+    assert jvm_cache.loads(path)
+    truncated = tmp_path / "truncated.jsa"
+    with path.open("rb") as f:
+        truncated.write_bytes(f.read(5_000_000))  # a dump cut short (disk full, killed): Java 17 dies of SIGBUS
+    assert not jvm_cache.loads(truncated)
 
 
 def test_the_cache_can_be_switched_off(cache, monkeypatch):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -44,9 +43,10 @@ def cache_dir() -> Path:
 
 
 def _java() -> str | None:
-    home = os.environ.get("JAVA_HOME")
-    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    return os.path.realpath(java) if java and Path(java).exists() else None
+    from healer.runner.session import java_binary
+
+    java = java_binary()
+    return os.path.realpath(java) if java else None
 
 
 def archive_path() -> Path | None:
@@ -108,7 +108,10 @@ def java_options() -> str:
     if path is None:
         return ""
     if path.is_file():
-        return f"-XX:SharedArchiveFile={path} -Xshare:auto {_QUIET}"
+        if _verified(path):
+            return f"-XX:SharedArchiveFile={path} -Xshare:auto {_QUIET}"
+        # Java 17 crashes on a truncated archive instead of ignoring it: never map one unchecked.
+        path.unlink(missing_ok=True)
     lock = path.with_suffix(".lock")
     try:
         if not _claim(lock):
@@ -118,6 +121,33 @@ def java_options() -> str:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     atexit.register(_finish_build, tmp, path, lock)
     return f"-XX:ArchiveClassesAtExit={tmp} {_QUIET}"
+
+
+def _mark(path: Path) -> Path:
+    return path.with_name(path.name + ".ok")
+
+
+def _verified(path: Path) -> bool:
+    """The archive is the one that was checked after its build (same size as then)."""
+    try:
+        return _mark(path).read_text().strip() == str(path.stat().st_size)
+    except (OSError, ValueError):
+        return False
+
+
+def loads(archive: Path) -> bool:
+    """Whether a JVM starts with this archive. Java 17 dies of SIGBUS on a truncated archive
+    (``-Xshare:auto`` only forgives a valid archive that does not fit), so every new one is
+    tried once before any Spark driver maps it."""
+    java = _java()
+    if java is None:
+        return False
+    try:
+        done = subprocess.run([java, f"-XX:SharedArchiveFile={archive}", "-Xshare:auto", "-Xlog:disable", "-version"],
+                              capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def _finish_build(tmp: Path, path: Path, lock: Path) -> None:
@@ -134,10 +164,12 @@ def _finish_build(tmp: Path, path: Path, lock: Path) -> None:
             if proc.stdin is not None:
                 proc.stdin.close()
             proc.wait(timeout=120)
-        if tmp.is_file() and tmp.stat().st_size > 0 and (proc is None or proc.returncode == 0):
-            for old in path.parent.glob("spark-*.jsa"):
-                if old != path:
+        if tmp.is_file() and tmp.stat().st_size > 0 and (proc is None or proc.returncode == 0) and loads(tmp):
+            for old in path.parent.glob("spark-*.jsa*"):
+                if old.name != path.name and not old.name.endswith((".tmp", ".lock")):
                     old.unlink(missing_ok=True)
+            # the mark first: whoever sees the archive sees it verified
+            _mark(path).write_text(str(tmp.stat().st_size))
             os.replace(tmp, path)
     except Exception:  # noqa: BLE001 -- best effort at interpreter exit
         pass
@@ -191,9 +223,10 @@ def main() -> int:
     if path is None:
         print("healer: no Java found; skipping the JVM class cache")
         return 0
-    if path.is_file():
+    if path.is_file() and _verified(path):
         print(f"healer: JVM class cache ready: {path}")
         return 0
+    path.unlink(missing_ok=True)
     # A child process, so that its interpreter exit (where the JVM dumps) is awaited here.
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "healer.runner.jvm_cache", "--warm-up"], check=False,

@@ -17,11 +17,17 @@ _LOG4J = Path(__file__).with_name("log4j2.properties")
 JAVA_HINT = "install Java 17+ (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
 
 
-def java_version() -> int | None:
-    """Major version of the Java Spark will use, or None when there is none."""
+def java_binary() -> str | None:
+    """The ``java`` Spark will use (``JAVA_HOME`` first, then ``PATH``), or None."""
     home = os.environ.get("JAVA_HOME")
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    if not java or not Path(java).exists():
+    return java if java and Path(java).exists() else None
+
+
+def java_version() -> int | None:
+    """Major version of the Java Spark will use, or None when there is none."""
+    java = java_binary()
+    if java is None:
         return None
     try:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
