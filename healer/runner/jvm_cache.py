@@ -143,8 +143,9 @@ def loads(archive: Path) -> bool:
     if java is None:
         return False
     try:
-        done = subprocess.run([java, f"-XX:SharedArchiveFile={archive}", "-Xshare:auto", "-Xlog:disable", "-version"],
-                              capture_output=True, timeout=60)
+        done = subprocess.run([java, f"-XX:SharedArchiveFile={archive}", "-Xshare:auto", "-Xlog:disable",
+                               "-XX:ErrorFile=/dev/null", "-XX:-CreateCoredumpOnCrash", "-version"],
+                              capture_output=True, timeout=60)  # a crash here is the answer, not a report
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
