@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import subprocess
 import sys
@@ -20,6 +19,14 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+@pytest.fixture
+def at_exit(monkeypatch):
+    """What a build would do at this process's exit, kept here instead of registered."""
+    calls = []
+    monkeypatch.setattr(jvm_cache.atexit, "register", lambda fn, *args: calls.append((fn, *args)))
+    return calls
+
+
 def test_an_existing_archive_is_mapped_quietly(cache):
     path = jvm_cache.archive_path()
     assert path.parent == cache and path.name.startswith("spark-") and path.suffix == ".jsa"
@@ -31,7 +38,7 @@ def test_an_existing_archive_is_mapped_quietly(cache):
     assert "-Xlog:cds=off" in opts
 
 
-def test_an_archive_never_checked_is_removed_not_mapped(cache):
+def test_an_archive_never_checked_is_removed_not_mapped(cache, at_exit):
     path = jvm_cache.archive_path()
     path.parent.mkdir(parents=True)
     path.write_bytes(b"\0" * 4096)  # no mark: nobody tried it in a JVM
@@ -39,8 +46,8 @@ def test_an_archive_never_checked_is_removed_not_mapped(cache):
     try:
         assert "SharedArchiveFile" not in opts and opts.startswith("-XX:ArchiveClassesAtExit=")  # built anew
         assert not path.exists()
+        assert [fn for fn, *_ in at_exit] == [jvm_cache._finish_build]
     finally:
-        atexit.unregister(jvm_cache._finish_build)
         path.with_suffix(".lock").unlink()
 
 
@@ -60,7 +67,7 @@ def test_the_cache_can_be_switched_off(cache, monkeypatch):
     assert jvm_cache.java_options() == ""
 
 
-def test_one_process_builds_the_archive_and_a_dead_builders_lock_is_taken_over(cache):
+def test_one_process_builds_the_archive_and_a_dead_builders_lock_is_taken_over(cache, at_exit):
     path = jvm_cache.archive_path()
     lock = path.with_suffix(".lock")
     lock.parent.mkdir(parents=True)
@@ -79,8 +86,10 @@ def test_one_process_builds_the_archive_and_a_dead_builders_lock_is_taken_over(c
     try:
         assert opts.startswith(f"-XX:ArchiveClassesAtExit={path}.")  # dumped to a temporary name ...
         assert lock.read_text() == str(os.getpid())
+        [(fn, tmp, final, held)] = at_exit  # ... and moved in place at exit
+        assert fn is jvm_cache._finish_build and (final, held) == (path, lock)
+        assert f"-XX:ArchiveClassesAtExit={tmp} " in opts
     finally:
-        atexit.unregister(jvm_cache._finish_build)  # ... and moved in place at exit; not by this test
         lock.unlink()
 
 
