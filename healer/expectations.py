@@ -10,9 +10,9 @@ the file, the item and the key.
 
 from __future__ import annotations
 
-import logging
 import importlib.abc
 import importlib.util
+import logging
 import sys
 import threading
 from dataclasses import asdict, dataclass, field
@@ -212,7 +212,7 @@ class _LazyFinder(importlib.abc.MetaPathFinder):
         if name not in _LAZY:
             return None
         for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
+            if isinstance(finder, _LazyFinder) or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(name, path, target)
             if spec is not None and spec.loader is not None:
