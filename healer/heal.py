@@ -159,12 +159,20 @@ def heal_storm(repo: str | Path, pipelines: list[str] | None = None, *, spark=No
 
 
 def root_cause_key(v: "Validated") -> tuple:
-    """The schema changes behind a fix, by physical input location (not logical name)."""
+    """The upstream changes behind a fix, by physical input location (not logical name): its
+    schema changes, and the bad rows a data repair acts on (NULLs that surged in a column, a
+    replayed batch), so one replay of a table that broke several jobs is one storm too."""
     specs = v.evidence.pipeline.inputs
+
+    def where(name: str) -> str:
+        return specs[name].location if name in specs else name
+
     changes = []
     for d in v.evidence.changed:
-        where = specs[d.input].location if d.input in specs else d.input
-        changes += [(where, row[1], row[2], row[3]) for row in d.rows()]
+        changes += [(where(d.input), str(row[1]), str(row[2]), str(row[3])) for row in d.rows()]
+    details = v.patch.details or {}
+    changes += [(where(s["input"]), s["column"].lower(), "NULLs surged", "") for s in details.get("surges", [])]
+    changes += [(where(d["input"]), "", "exact duplicate rows", "") for d in details.get("duplicates", [])]
     return (v.attempt.failure.commit, tuple(sorted(changes)))
 
 
@@ -396,7 +404,8 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
             v.attempt.outcome.branch = branch  # pushed: say so even if opening the PR fails below
         bodies = [report.pr_body(v.attempt.failure, v.evidence, v.patch, v.verdict, dict(v.attempt.timer.timings),
                                  branch, draft, v.plan, draft_below=policy.draft_below) for v in group]
-        body = bodies[0] if not storm else storm_body(group, bodies, fingerprint)
+        body = bodies[0] if not storm else storm_body(group, bodies, fingerprint,
+                                                      draft_below=policy.draft_below if draft else None)
         pr = forge.open(title=title, body=body, branch=branch, base=workspace.base_branch, remote=workspace.remote_url,
                         draft=draft, pipeline=",".join(v.attempt.failure.pipeline for v in group),
                         fingerprint=fingerprint, heal_id=lead.attempt.outcome.heal)
@@ -414,10 +423,16 @@ def storm_fingerprint(group: list[Validated]) -> str:
     return hashlib.sha256("|".join(members).encode()).hexdigest()[:16]
 
 
-def storm_body(group: list[Validated], bodies: list[str], fingerprint: str) -> str:
+def storm_body(group: list[Validated], bodies: list[str], fingerprint: str, draft_below: float | None = None) -> str:
+    """One PR body for a storm; ``draft_below`` set means it is a draft, and its first line says why."""
     rows = [[v.attempt.failure.pipeline, v.attempt.failure.error_class, v.patch.fixer, f"{v.patch.confidence:.2f}",
              "pass" if v.verdict.passed else "FAIL"] for v in group]
-    parts = ["### Summary",
+    parts = []
+    if draft_below is not None:
+        lead = next((v.patch for v in group if v.patch.changes_meaning), None) or min(
+            (v.patch for v in group), key=lambda p: p.confidence)
+        parts += [report.draft_banner(lead, draft_below), ""]
+    parts += ["### Summary",
              f"One upstream change broke {len(group)} pipelines in this repo: {group[0].patch.title}. "
              "Each was fixed and validated in the sandbox on its own; they are proposed together so they merge together.",
              "", report.table(["pipeline", "error", "fixer", "confidence", "sandbox"], rows), ""]

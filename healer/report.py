@@ -176,7 +176,7 @@ def _render(failure, evidence, patch, verdict, timings, branch, draft, sample_pl
             diff_limit: int | None = None) -> str:
     lines: list[str] = []
     if draft:
-        lines += [_draft_banner(patch, draft_below), ""]
+        lines += [draft_banner(patch, draft_below), ""]
     lines += _summary(failure, evidence, patch, verdict, usage, draft, draft_below)
     lines += _what_failed(failure)
     lines += _root_cause(evidence, patch)
@@ -205,7 +205,8 @@ def _draft_reasons(patch, draft_below) -> list[str]:
     return reasons
 
 
-def _draft_banner(patch, draft_below) -> str:
+def draft_banner(patch, draft_below) -> str:
+    """The first line of a draft PR: why it is a draft (it changes what the data means, or low confidence)."""
     reasons = " and ".join(_draft_reasons(patch, draft_below))
     return (f"> **Draft: {reasons}.** It passed the sandbox, but Healer is not sure enough to ask for a merge. "
             "Read the doubts below before you decide.")

@@ -44,3 +44,25 @@ def test_one_rename_breaks_a_sql_and_a_pyspark_job_and_both_heal_in_one_pr(spark
         run_pipeline(pipeline_repo, "customer_sessions", spark=spark, ledger=ledger)
     again = heal(pipeline_repo, "customer_sessions", spark=spark, ledger=ledger)
     assert again.duplicate and again.pr == pr.id
+
+
+def test_a_null_surge_in_one_input_breaks_two_jobs_and_both_heal_in_one_draft_pr(spark, ledger, pipeline_repo):
+    """No schema changed: the shared root cause is the same bad rows of the same table."""
+    for name in ("revenue_by_category", "customer_sessions"):
+        run_pipeline(pipeline_repo, name, spark=spark, ledger=ledger)
+    drift.null_values(pipeline_repo / "data", "orders", "order_ts", fraction=0.02)
+    for name in ("revenue_by_category", "customer_sessions"):
+        with pytest.raises(RunFailed):
+            run_pipeline(pipeline_repo, name, spark=spark, ledger=ledger)
+
+    outcomes = heal_storm(pipeline_repo, spark=spark, ledger=ledger)
+
+    by_name = {o.pipeline: o for o in outcomes}
+    assert set(by_name) == {"revenue_by_category", "customer_sessions"}
+    assert all(o.status == "proposed" and o.fixer == "rule:null_surge" for o in outcomes), \
+        [o.reason for o in outcomes]
+    assert by_name["revenue_by_category"].pr == by_name["customer_sessions"].pr
+    [pr] = LocalForge(ledger).list()
+    assert pr.draft and pr.title.startswith("heal(storm): NULLs surged in orders.order_ts")
+    assert pr.body.startswith("> **Draft: this fix changes what the data means")  # its first line says so
+    assert "## `revenue_by_category`" in pr.body and "## `customer_sessions`" in pr.body
