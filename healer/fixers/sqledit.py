@@ -177,10 +177,13 @@ def splice(original: str, read: str, generated_before: str, generated_after: str
     o_start: dict[int, int] = {}  # boundary -> original token index starting there
     for tag, o1, o2, g1, g2 in og:
         if tag == "equal":
-            for k in range(g2 - g1 + 1):
+            # its first boundary may already be placed by the block before; the rest are its own
+            bounds.add(g1)
+            o_end.setdefault(g1, o1)
+            o_start.setdefault(g1, o1)
+            for k in range(1, g2 - g1 + 1):
                 bounds.add(g1 + k)
-                o_end.setdefault(g1 + k, o1 + k) if k == 0 else o_end.__setitem__(g1 + k, o1 + k)
-                o_start[g1 + k] = o_start.get(g1 + k, o1 + k) if k == 0 else o1 + k
+                o_end[g1 + k] = o_start[g1 + k] = o1 + k
         else:
             bounds.update((g1, g2))
             if g1 == g2:  # tokens only the original has: after them for a start, before them for an end
@@ -189,10 +192,6 @@ def splice(original: str, read: str, generated_before: str, generated_after: str
             else:
                 o_start.setdefault(g1, o1)
                 o_end[g2] = o2
-    for tag, o1, o2, g1, g2 in og:  # equal blocks define ends exactly
-        if tag == "equal":
-            for k in range(1, g2 - g1 + 1):
-                o_end[g1 + k] = o1 + k
     h_of_g = {}
     regions = []
     for tag, g1, g2, h1, h2 in gh:
