@@ -93,8 +93,7 @@ def resolve_column(col: exp.Column, scope: Scope | None, input_columns: dict[str
         return (source.name, col.name)
     inner = _projects(source, name)
     if isinstance(inner, exp.Column):
-        inner_scope = next((s for s in [source] if inner in s.columns), source)
-        return resolve_column(inner, inner_scope, input_columns, depth + 1)
+        return resolve_column(inner, source, input_columns, depth + 1)
     return None
 
 
@@ -203,14 +202,17 @@ def _parse_py(source: str) -> ast.AST | None:
         return None
 
 
+def py_call_name(call: ast.Call) -> str | None:
+    """The name a call calls: ``F.col(...)`` and ``col(...)`` -> "col"; None for other callees."""
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+
+
 def py_column_name(node: ast.AST) -> str | None:
     """``F.col("x")`` / ``col("x")`` / ``F.column("x")`` -> "x"."""
     if (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)):
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
-        if name in ("col", "column"):
-            return node.args[0].value
+            and isinstance(node.args[0].value, str) and py_call_name(node) in ("col", "column")):
+        return node.args[0].value
     return None
 
 
@@ -218,8 +220,7 @@ def py_type(node: ast.AST) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value.lower()
     if isinstance(node, ast.Call):
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        name = py_call_name(node)
         if name in PY_TYPES:
             return PY_TYPES[name]
         if name == "DecimalType":

@@ -136,9 +136,6 @@ class ZeroDivisor:
 def _inside_aggregate(node, parents) -> bool:
     while node in parents:
         node = parents[node]
-        if isinstance(node, ast.Call):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            if name in PY_AGGREGATES:
-                return True
+        if isinstance(node, ast.Call) and jobscan.py_call_name(node) in PY_AGGREGATES:
+            return True
     return False
