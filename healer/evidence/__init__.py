@@ -123,9 +123,10 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
     from healer.runner.profile import profile, schema_json
 
     current_schemas, current_profiles, samples = {}, {}, {}
+    frames = {}  # input -> its DataFrame now, read once for every use below
     for spec in pipeline.inputs.values():
         try:
-            df = io.read_input(spark, spec)
+            df = frames[spec.name] = io.read_input(spark, spec)
         except io.MissingInput:
             current_schemas[spec.name] = None
             continue
@@ -142,8 +143,7 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
     for d in diffs:
         for col in d.retyped:
             try:
-                df = io.read_input(spark, pipeline.inputs[d.input])
-                rows = df.select(col).where(f"`{col}` IS NOT NULL").distinct().limit(2000).collect()
+                rows = frames[d.input].select(col).where(f"`{col}` IS NOT NULL").distinct().limit(2000).collect()
                 values[(d.input, col)] = [r[0] for r in rows]
             except Exception:
                 pass
@@ -154,7 +154,8 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
         lineage = sql_lineage(source, schemas_for_lineage, outputs or None)
     else:
         lineage = python_lineage(source, schemas_for_lineage, outputs)
-    probes, moves = _catalogue_evidence(spark, failure, pipeline, source, current_schemas, diffs, profile_rows)
+    probes, moves = _catalogue_evidence(spark, failure, pipeline, source, frames, current_schemas, diffs,
+                                        profile_rows)
     commits = []
     if repo is not None:
         paths = [pipeline.job] + ([pipeline.expectations] if pipeline.expectations else [])
@@ -166,7 +167,7 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
 
 
 # -- hook: evidence for the repair catalogue's rules (issue 4) ------------------------------------
-def _catalogue_evidence(spark, failure, pipeline, source, current_schemas, diffs, profile_rows):
+def _catalogue_evidence(spark, failure, pipeline, source, frames, current_schemas, diffs, profile_rows):
     """Value probes for jobs that cast, divide or extract JSON, duplicate rows when a uniqueness
     expectation failed; candidates for missing inputs.
 
@@ -174,16 +175,11 @@ def _catalogue_evidence(spark, failure, pipeline, source, current_schemas, diffs
     """
     from healer.evidence.locations import find_moves
     from healer.evidence.probes import WANTED, probe, wanted_kinds
-    from healer.runner import io
     from healer.runner.profile import schema_columns
 
     probes = moves = None
     if failure.category in WANTED:
         try:
-            frames = {}
-            for spec in pipeline.inputs.values():
-                if current_schemas.get(spec.name):
-                    frames[spec.name] = io.read_input(spark, spec)
             columns = {n: {c.lower() for c in schema_columns(s)} for n, s in current_schemas.items() if s}
             probes = probe(spark, frames, source, pipeline.kind, columns, kinds=wanted_kinds(failure))
         except Exception:
