@@ -10,9 +10,10 @@ schema and a bounded profile so a fixer can judge whether it is the same data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from healer.evidence.schema import name_similarity
+from healer.runner import io
 
 MAX_LISTED = 500  # directory entries looked at per missing input
 MAX_READ = 6  # candidates whose schema and profile are read
@@ -41,12 +42,6 @@ def basename(location: str, kind: str) -> str:
     return location.rstrip("/").rsplit("/", 1)[-1] if kind == "path" else location.rsplit(".", 1)[-1]
 
 
-def _fs(spark, path: str):
-    jvm = spark.sparkContext._jvm
-    jpath = jvm.org.apache.hadoop.fs.Path(path)
-    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
-
-
 def _dirs(fs, jpath) -> list:
     try:
         if not fs.exists(jpath):
@@ -59,7 +54,7 @@ def _dirs(fs, jpath) -> list:
 
 def nearby_paths(spark, old_path: str) -> list[str]:
     """Directories near ``old_path``: siblings, their children, the parent's siblings' children."""
-    fs, jpath = _fs(spark, old_path.rstrip("/"))
+    fs, jpath, _ = io.hadoop_fs(spark, old_path.rstrip("/"))
     parent = jpath.getParent()
     found: list[str] = []
     seen = set()
@@ -133,11 +128,8 @@ def find_moves(spark, pipeline, missing: list[str], profile_rows: int = 10000) -
         scored = sorted(((name_similarity(old_base, basename(p, kind)), p) for p in places), key=lambda x: -x[0])
         out = []
         for score, place in [x for x in scored if x[0] >= 0.5][:MAX_READ]:
-            try:
-                if kind == "path":
-                    df = spark.read.format(spec.format).options(**dict(spec.options)).load(place)
-                else:
-                    df = spark.table(place)
+            try:  # read as the job would read it there (format, options, CSV header defaults)
+                df = io.read_input(spark, replace(spec, path=place) if kind == "path" else replace(spec, table=place))
                 schema = schema_json(df)
                 prof = profile(df, row_limit=profile_rows)
             except Exception:
@@ -151,7 +143,7 @@ def find_moves(spark, pipeline, missing: list[str], profile_rows: int = 10000) -
 
 def _newest(spark, path: str) -> int | None:
     try:
-        fs, jpath = _fs(spark, path)
+        fs, jpath, _ = io.hadoop_fs(spark, path)
         files = fs.listFiles(jpath, True)
         newest = 0
         while files.hasNext():

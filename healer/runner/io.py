@@ -39,25 +39,26 @@ def write_frame(df, path: str, fmt: str, options=None, partition_by=()) -> None:
     writer.save(path)
 
 
-def _fs(spark, path: str):
+def hadoop_fs(spark, path: str):
+    """(Hadoop FileSystem, Hadoop Path, JVM view) for a path, through Spark's JVM."""
     jvm = spark.sparkContext._jvm
     jpath = jvm.org.apache.hadoop.fs.Path(path)
     return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath, jvm
 
 
 def path_exists(spark, path: str) -> bool:
-    fs, jpath, _ = _fs(spark, path)
+    fs, jpath, _ = hadoop_fs(spark, path)
     return bool(fs.exists(jpath))
 
 
 def delete_path(spark, path: str) -> None:
-    fs, jpath, _ = _fs(spark, path)
+    fs, jpath, _ = hadoop_fs(spark, path)
     if fs.exists(jpath):
         fs.delete(jpath, True)
 
 
 def rename_path(spark, src: str, dst: str) -> None:
-    fs, jsrc, jvm = _fs(spark, src)
+    fs, jsrc, jvm = hadoop_fs(spark, src)
     if not fs.rename(jsrc, jvm.org.apache.hadoop.fs.Path(dst)):
         raise OSError(f"could not rename {src} to {dst}")
 
@@ -81,7 +82,7 @@ def publish_path(spark, staged: str, output: OutputSpec, run_key: str) -> None:
     if had_previous:
         rename_path(spark, target, backup)
     else:
-        fs, jpath, _ = _fs(spark, target)
+        fs, jpath, _ = hadoop_fs(spark, target)
         fs.mkdirs(jpath.getParent())
     try:
         rename_path(spark, staged, target)
@@ -113,7 +114,7 @@ def listing(spark, path: str) -> list[tuple[str, int, int]]:
     """(file, size, modification time) of every file under a path: a fingerprint of its state."""
     if not path_exists(spark, path):
         return []
-    fs, jpath, _ = _fs(spark, path)
+    fs, jpath, _ = hadoop_fs(spark, path)
     out = []
     files = fs.listFiles(jpath, True)
     while files.hasNext():
