@@ -200,13 +200,12 @@ def detect_epoch(values: list, old_min=None, old_max=None) -> Epoch | None:
             continue
         if lo >= lo_bound and hi <= hi_bound:
             fits.append(Epoch(unit, lo, hi))
+    old_lo, old_hi = _as_datetime(old_min), _as_datetime(old_max)
     if len(fits) != 1:
-        old_lo, old_hi = _as_datetime(old_min), _as_datetime(old_max)
         if not fits or old_lo is None or old_hi is None:
             return None
         fits.sort(key=lambda e: abs((e.parsed_min - old_lo).total_seconds()) + abs((e.parsed_max - old_hi).total_seconds()))
     best = fits[0]
-    old_lo, old_hi = _as_datetime(old_min), _as_datetime(old_max)
     if old_lo is not None and old_hi is not None:
         slack = dt.timedelta(days=3650)
         if best.parsed_max < old_lo - slack or best.parsed_min > old_hi + slack:

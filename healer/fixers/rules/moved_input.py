@@ -79,7 +79,7 @@ class MovedInput:
         old_words = set(words(basename(old_location, "path" if spec.path is not None else "table")))
         scored = []
         for cand in candidates:
-            tail = _tail(old_location, cand.location, "/" if cand.kind == "path" else ".")
+            _, tail = _tails(old_location, cand.location, "/" if cand.kind == "path" else ".")
             cand_words = {w for part in tail for w in words(part)}
             if (cand_words - old_words) & STALE:
                 continue  # a copy left behind, not where the data went
@@ -138,13 +138,13 @@ class MovedInput:
         )
 
 
-def _tail(old: str, new: str, sep: str) -> list[str]:
-    """The components of ``new`` after the part it shares with ``old``."""
+def _tails(old: str, new: str, sep: str) -> tuple[list[str], list[str]]:
+    """The components of ``old`` and of ``new`` after the leading part they share."""
     o, n = old.rstrip(sep).split(sep), new.rstrip(sep).split(sep)
     k = 0
     while k < min(len(o), len(n)) and o[k] == n[k]:
         k += 1
-    return n[k:]
+    return o[k:], n[k:]
 
 
 def _swap_tail(raw: str, old: str, new: str, sep: str) -> str | None:
@@ -154,11 +154,7 @@ def _swap_tail(raw: str, old: str, new: str, sep: str) -> str | None:
     gives ``${WAREHOUSE}/sales/orders_v2``. None when ``raw`` does not end with the part
     of the old location that changed.
     """
-    o, n = old.rstrip(sep).split(sep), new.rstrip(sep).split(sep)
-    k = 0
-    while k < min(len(o), len(n)) and o[k] == n[k]:
-        k += 1
-    old_tail, new_tail = o[k:], n[k:]
+    old_tail, new_tail = _tails(old, new, sep)
     parts = raw.rstrip(sep).split(sep)
     if not old_tail:
         return None
