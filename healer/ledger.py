@@ -22,6 +22,13 @@ from healer.errors import LedgerError
 metadata = sa.MetaData()
 
 
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A datetime with its zone: a naive one was written in UTC (SQLite keeps no zone)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
 class UTCDateTime(sa.TypeDecorator):
     """Timezone-aware UTC datetimes on every backend (SQLite stores them without a zone)."""
 
@@ -29,9 +36,7 @@ class UTCDateTime(sa.TypeDecorator):
     cache_ok = True
 
     def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value
+        return as_utc(value)
 
 runs = sa.Table(
     "runs",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from healer.errors import RunFailed
-from healer.ledger import Ledger, RunRecord, utcnow
+from healer.ledger import Ledger, RunRecord, as_utc, utcnow
 
 # task attribute marking a healer-managed task: the operator sets it, the decorator puts it
 # on the callable (which @task keeps as ``python_callable``)
@@ -113,7 +113,7 @@ def recorded_failure(ledger: Ledger, error: BaseException | None, key_context: d
             return run
     if since is not None:
         for run in candidates:
-            if run.started_at and _aware(run.started_at) >= _aware(since) and not (run.context or {}).get("dag_id"):
+            if run.started_at and as_utc(run.started_at) >= as_utc(since) and not (run.context or {}).get("dag_id"):
                 run.context = {**(run.context or {}), **key_context}
                 ledger.finish_run(run)
                 return run
@@ -139,10 +139,3 @@ def record_failure(ledger: Ledger, error: BaseException | None, context: dict, p
                        started_at=started_at or utcnow(), finished_at=utcnow())
     ledger.start_run(record)  # inserted whole: it is already finished
     return record
-
-
-def _aware(value):
-    import datetime as dt
-
-    # SQLite hands timezone-aware columns back naive; they were written in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

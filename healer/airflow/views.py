@@ -13,18 +13,11 @@ import sqlalchemy as sa
 
 from healer.airflow import queue
 from healer.airflow.links import heal_path, pr_path
-from healer.ledger import Ledger, candidates, heals, jsonable, prs, runs
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands timezone-aware columns back naive; they were written in UTC.
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+from healer.ledger import Ledger, as_utc, candidates, heals, jsonable, prs, runs
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    value = _aware(value)
+    value = as_utc(value)
     return value.isoformat(timespec="seconds") if value else None
 
 
@@ -85,8 +78,8 @@ def heal_rows(ledger: Ledger, *, status: str | None = None, pipeline: str | None
 
 def _heal_json(heal: dict, run: dict | None, pr: dict | None) -> dict:
     outcome = heal.get("outcome") or {}
-    failed_at = _aware(run.get("finished_at")) if run else None
-    pr_at = _aware(pr.get("created_at")) if pr else None
+    failed_at = as_utc(run.get("finished_at")) if run else None
+    pr_at = as_utc(pr.get("created_at")) if pr else None
     # a duplicate heal points at a PR opened earlier: its time-to-PR is zero, not negative
     to_pr = max(0.0, (pr_at - failed_at).total_seconds()) if (pr_at and failed_at) else None
     return {

@@ -25,7 +25,7 @@ from healer.forges.github import GitHubForge, is_github
 from healer.forges.gitlab import GitLabForge, is_gitlab
 from healer.forges.local import LocalForge
 from healer.forges.remote import ApiError, RemoteForge, Retry, parse_remote
-from healer.ledger import Ledger, prs, utcnow
+from healer.ledger import Ledger, as_utc, prs, utcnow
 
 __all__ = ["ApiError", "Forge", "GitHubForge", "GitLabForge", "LocalForge", "PullRequest", "RemoteForge", "Retry",
            "SyncResult", "forge_for", "forge_kind", "get_forge", "sync"]
@@ -116,7 +116,7 @@ def sync(ledger: Ledger, *, env: Mapping[str, str] | None = None, forge: str | N
     results = []
     try:
         for row in ledger.select(prs, *where, order_desc=False, limit=100_000):
-            if row["status"] == "merged" and now - _aware(row["updated_at"] or now) > dt.timedelta(days=revert_window_days):
+            if row["status"] == "merged" and now - as_utc(row["updated_at"] or now) > dt.timedelta(days=revert_window_days):
                 continue
             try:
                 if row["forge"] == "local":
@@ -137,11 +137,6 @@ def sync(ledger: Ledger, *, env: Mapping[str, str] | None = None, forge: str | N
     finally:
         history.close()
     return results
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    # SQLite hands timezone-aware columns back naive; they were written in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 class _LocalHistory:

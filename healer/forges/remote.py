@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from healer.errors import ForgeError
 from healer.forges.base import PullRequest
-from healer.ledger import Ledger, prs, utcnow
+from healer.ledger import Ledger, as_utc, prs, utcnow
 
 if TYPE_CHECKING:  # httpx (with its CLI's imports) loads only when a remote forge is used
     import httpx
@@ -290,7 +290,7 @@ def _aware(value) -> dt.datetime | None:
         return None
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return as_utc(value)
 
 
 def pr_from_row(row: Mapping) -> PullRequest:
