@@ -72,7 +72,8 @@ def run_managed(spec: PipelineSpec, *, env: Mapping[str, str] | None = None, ti:
 
     context = task_context(ti, source) if ti is not None else {"source": source}
     merged = {**os.environ, **env} if env else None
-    record = run_pipeline(spec.repo, spec.pipeline, env=merged, context=context, spark=_running_spark())
+    # a worker that already runs Spark (or a test) keeps its session: get_spark() returns it
+    record = run_pipeline(spec.repo, spec.pipeline, env=merged, context=context)
     return summary(record)
 
 
@@ -80,16 +81,6 @@ def summary(record: RunRecord) -> dict:
     """The part of a run record worth an XCom."""
     return {"run": record.id, "pipeline": record.pipeline, "status": record.status, "rows": record.row_count,
             "output": record.output_location, "commit": record.commit}
-
-
-def _running_spark():
-    # A worker that already runs Spark (or a test) keeps its session; otherwise the runner
-    # builds one as configured.
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        return None
-    return SparkSession.getActiveSession()
 
 
 def recorded_failure(ledger: Ledger, error: BaseException | None, key_context: dict, pipeline: str | None,
