@@ -293,8 +293,9 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
     with attempt.timer.stage("workspace"):
         workspace = attempt.workspace = Workspace.create(failure.repo, failure.commit, failure.pipeline)
     if spark is None:
-        warm_up_for_heal()  # a no-op when the caller started them already
-    preload()
+        warm_up_for_heal()  # Spark and GX; a no-op when the caller started them already
+    else:
+        preload()
     with attempt.timer.stage("evidence"):
         spark = spark or get_spark("healer-heal", quick_jit=True)
         manifest = load_manifest(workspace.path, data_root=failure.repo)
