@@ -32,16 +32,25 @@ def pipelines_dir() -> Path:
     return here
 
 
-def make_repo(repo: Path, origin: Path) -> None:
-    """A git repo of the example pipelines at ``repo``, pushed to a bare ``origin``."""
-    shutil.copytree(pipelines_dir(), repo, ignore=shutil.ignore_patterns("data", "output", "__pycache__", "*.pyc"))
+def make_repo(repo: Path, origin: Path, *, template: Path | None = None, data: Path | None = None,
+              author: tuple[str, str] = ("Data Team", "data@example.com")) -> Path:
+    """A git repo of a pipelines folder (default: the example pipelines) at ``repo``, with a
+    copy of ``data`` under data/ (ignored by git), committed by ``author`` (name, email, also
+    the repo's identity for later commits) and pushed to a bare ``origin``."""
+    shutil.copytree(template or pipelines_dir(), repo,
+                    ignore=shutil.ignore_patterns("data", "output", "__pycache__", "*.pyc"))
+    if data is not None:
+        shutil.copytree(data, repo / "data")
     (repo / ".gitignore").write_text("data/\noutput/\n__pycache__/\n")
     _git(repo.parent, "init", "-q", "--bare", "-b", "main", str(origin))
     _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "-c", "user.name=Data Team", "-c", "user.email=data@example.com", "add", "-A")
-    _git(repo, "-c", "user.name=Data Team", "-c", "user.email=data@example.com", "commit", "-q", "-m", "retail pipelines")
+    _git(repo, "config", "user.name", author[0])
+    _git(repo, "config", "user.email", author[1])
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "retail pipelines")
     _git(repo, "remote", "add", "origin", str(origin))
     _git(repo, "push", "-q", "-u", "origin", "main")
+    return repo
 
 
 def run_demo(rows: int = 50000, keep: bool = False) -> int:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -57,29 +54,16 @@ def retail_data(tmp_path_factory):
     return out
 
 
-def git(cwd, *args) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def make_pipeline_repo(base: Path, retail_data: Path) -> Path:
     """A real git repo made from pipelines/ with its own copy of the data and a bare origin.
 
     Returns ``base/repo``; its data lives under data/ (a copy, so tests may drift it) and its
     origin is ``base/origin.git``.
     """
-    origin, repo = base / "origin.git", base / "repo"
-    shutil.copytree(PIPELINES, repo, ignore=shutil.ignore_patterns("data", "output", "__pycache__", "*.pyc"))
-    shutil.copytree(retail_data, repo / "data")
-    (repo / ".gitignore").write_text("data/\noutput/\n__pycache__/\n")
-    git(base, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "dev@example.com")
-    git(repo, "config", "user.name", "Dev")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "retail pipelines")
-    git(repo, "remote", "add", "origin", str(origin))
-    git(repo, "push", "-q", "origin", "main")
-    return repo
+    from healer.demo import make_repo
+
+    return make_repo(base / "repo", base / "origin.git", template=PIPELINES, data=retail_data,
+                     author=("Dev", "dev@example.com"))
 
 
 @pytest.fixture

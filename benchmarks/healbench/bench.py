@@ -84,24 +84,12 @@ class Summary:
     cold: bool = False
 
 
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def make_repo(scenario: Scenario, base_data: Path, where: Path) -> Path:
     """A git repo with a bare origin from the scenario's template, with its own data copy."""
-    repo, origin = where / "repo", where / "origin.git"
-    shutil.copytree(TEMPLATES[scenario.template], repo,
-                    ignore=shutil.ignore_patterns("data", "output", "__pycache__", "*.pyc"))
-    shutil.copytree(base_data, repo / "data")
-    (repo / ".gitignore").write_text("data/\noutput/\n__pycache__/\n")
-    _git(where, "init", "-q", "--bare", "-b", "main", str(origin))
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=Data Team", "-c", "user.email=data@example.com", "commit", "-q", "-m", "pipelines")
-    _git(repo, "remote", "add", "origin", str(origin))
-    _git(repo, "push", "-q", "origin", "main")
-    return repo
+    from healer.demo import make_repo as make_pipelines_repo
+
+    return make_pipelines_repo(where / "repo", where / "origin.git", template=TEMPLATES[scenario.template],
+                               data=base_data)
 
 
 def _clone(origin: Path, branch: str, dest: Path) -> Path:
