@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ast
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -26,6 +28,7 @@ INPUT_KEYS = {"path", "table", "format", "options"}
 OUTPUT_KEYS = {"path", "table", "format", "options", "partition_by"}
 TOP_KEYS = {"pipelines", "vars"}
 
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # a scheme (file:/x, s3a://b/x), as Hadoop reads one
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -199,7 +202,7 @@ def _load_pipeline(name: str, body: Any, root: Path, where: _Where, env: Mapping
     if not isinstance(job, str) or not job:
         raise where.error("job", "required: a .sql file or a .py module, relative to the repo root")
     job = interpolate(job, env, where, "job")
-    job_path = (root / job).resolve()
+    job_path = _inside_repo(root, job, where, "job")
     if not job_path.is_file():
         raise where.error("job", f"job file not found: {job_path}")
     if job_path.suffix == ".sql":
@@ -228,13 +231,17 @@ def _load_pipeline(name: str, body: Any, root: Path, where: _Where, env: Mapping
             raise where.error("inputs", "a PySpark job must declare its inputs")
 
     output = _load_output(body.get("output"), where, env, data_base)
+    clash = output_overlap(output, inputs.values())
+    if clash:
+        raise where.error("output", clash)
     expectations = body.get("expectations")
     if expectations is not None:
         if not isinstance(expectations, str):
             raise where.error("expectations", "expected a path to an expectations YAML file")
         expectations = interpolate(expectations, env, where, "expectations")
-        if not (root / expectations).is_file():
-            raise where.error("expectations", f"expectations file not found: {(root / expectations).resolve()}")
+        expectations_path = _inside_repo(root, expectations, where, "expectations")
+        if not expectations_path.is_file():
+            raise where.error("expectations", f"expectations file not found: {expectations_path}")
     return Pipeline(
         name=name,
         job=job,
@@ -245,6 +252,98 @@ def _load_pipeline(name: str, body: Any, root: Path, where: _Where, env: Mapping
         root=root,
         description=str(body.get("description") or ""),
     )
+
+
+def _inside_repo(root: Path, relative: str, where: _Where, key: str) -> Path:
+    """``relative`` resolved against the repo root, symlinks included; refused when it lands
+    outside the repo (a manifest must not make Healer read, patch or run files elsewhere)."""
+    resolved = (root / relative).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise where.error(key, f"{relative} resolves to {resolved}, outside the repo {root}: "
+                               f"refused (a pipeline's files must live in its repo)")
+    return resolved
+
+
+# Hadoop names one store several ways: s3, s3n and s3a reach the same buckets.
+_SCHEME_ALIASES = {"s3": "s3a", "s3n": "s3a"}
+_GLOB = re.compile(r"[*?\[{]")
+
+
+def normalize_location(path: str) -> tuple[str, str]:
+    """A data path as (store, absolute path) for comparing locations.
+
+    Local paths and ``file:`` URIs become the real path (``..``, ``.``, repeated and trailing
+    slashes and symlinks resolved) on the store ``"file"``. Other URIs (``s3a://bucket/x``,
+    ``hdfs://nn/x``) are compared textually: lower-cased scheme (s3/s3n/s3a as one) and
+    authority, with the path normalised the same way minus symlinks. A glob's wildcard tail is
+    dropped, so ``/data/orders/*.parquet`` stands for ``/data/orders``.
+    """
+    parts = urlsplit(path)
+    scheme = parts.scheme.lower()
+    if len(scheme) <= 1 or scheme == "file":  # no scheme (a one-letter one would be a drive)
+        local = unquote(parts.path) if scheme == "file" else path
+        return "file", os.path.realpath(_before_glob(local) or "/")
+    scheme = _SCHEME_ALIASES.get(scheme, scheme)
+    where = posixpath.normpath("/" + _before_glob(parts.path).lstrip("/"))
+    return f"{scheme}://{parts.netloc.lower()}", "/" + where.lstrip("/")
+
+
+def _before_glob(path: str) -> str:
+    kept = []
+    for part in path.split("/"):
+        if _GLOB.search(part):
+            break
+        kept.append(part)
+    return "/".join(kept)
+
+
+def _same_store(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    # hdfs:///x means the default namenode, whichever that is: assume it could be the other one
+    scheme_a, _, host_a = a.partition("://")
+    scheme_b, _, host_b = b.partition("://")
+    return scheme_a == scheme_b and not (host_a and host_b)
+
+
+def _table_key(name: str) -> str:
+    """A catalog table name as Spark resolves it: case-insensitive, unqualified means ``default``."""
+    parts = [p.strip().strip("`").lower() for p in name.split(".")]
+    if len(parts) == 3 and parts[0] == "spark_catalog":
+        parts = parts[1:]
+    if len(parts) == 1:
+        parts = ["default", *parts]
+    return ".".join(parts)
+
+
+def output_overlap(output: OutputSpec, inputs) -> str | None:
+    """Why publishing ``output`` would overwrite one of ``inputs``, or None when it would not.
+
+    A path output equal to, inside or containing an input path, or an output table that is an
+    input table, replaces (or deletes) data the job reads.
+    """
+    for spec in inputs:
+        if output.table is not None and spec.table is not None:
+            if _table_key(output.table) == _table_key(spec.table):
+                return (f"output table {output.table} is input '{spec.name}' (table {spec.table}): "
+                        "publishing would replace the input")
+        if output.path is None or spec.path is None:
+            continue
+        (out_store, out), (in_store, src) = normalize_location(output.path), normalize_location(spec.path)
+        if not _same_store(out_store, in_store):
+            continue
+        out_p, in_p = PurePosixPath(out), PurePosixPath(src)
+        if out_p == in_p:
+            relation, effect = "is the same location as", "replace"
+        elif out_p.is_relative_to(in_p):
+            relation, effect = "lies inside", "write into"
+        elif in_p.is_relative_to(out_p):
+            relation, effect = "contains", "delete"
+        else:
+            continue
+        return (f"output {output.path} {relation} input '{spec.name}' ({spec.path}): "
+                f"publishing would {effect} the input")
+    return None
 
 
 def _location(spec: Mapping, where: _Where, key: str, env: Mapping[str, str], allowed: set[str], data_base: Path):
@@ -262,7 +361,7 @@ def _location(spec: Mapping, where: _Where, key: str, env: Mapping[str, str], al
         raise where.error(f"{key}.options", "expected a mapping of Spark reader/writer options")
     if path is not None:
         path = interpolate(str(path), env, where, f"{key}.path")
-        if "://" not in path and not path.startswith("/"):
+        if not _URI.match(path) and not path.startswith("/"):
             path = str((data_base / path).resolve())  # relative to the repo root, not the cwd
     if table is not None:
         table = interpolate(str(table), env, where, f"{key}.table")

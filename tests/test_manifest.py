@@ -301,3 +301,160 @@ def test_sql_name_matching_is_case_insensitive_like_spark(tmp_path):
     make_repo(tmp_path, one_pipeline(), {"jobs/daily.sql": sql})
     pipeline = load_manifest(tmp_path, env={}).pipeline("daily")
     assert pipeline.undeclared_inputs == []
+
+
+# -- safety: an output never overwrites an input; a job never lives outside its repo ---
+
+
+OVERLAPS = [
+    # id, inputs, output, the relation the message names
+    ("same-relative-path", "orders: {path: data/orders}", "{path: data/orders}", "is the same location as"),
+    ("same-with-trailing-slash", "orders: {path: data/orders}", "{path: data/orders/}", "is the same location as"),
+    ("same-through-dotdot", "orders: {path: data/orders}", "{path: out/../data/./orders}", "is the same location as"),
+    ("same-as-file-uri", "orders: {path: 'file://${ROOT}/data/orders'}", "{path: '${ROOT}/data//orders/'}",
+     "is the same location as"),
+    ("same-as-file-uri-one-slash", "orders: {path: '${ROOT}/data/orders'}", "{path: 'file:${ROOT}/data/orders'}",
+     "is the same location as"),
+    ("output-inside-input", "orders: {path: data/orders}", "{path: data/orders/daily}", "lies inside"),
+    ("output-contains-input", "orders: {path: data/orders}", "{path: data}", "contains"),
+    ("output-contains-a-glob-input", "orders: {path: 'data/orders/*.parquet'}", "{path: data/orders}",
+     "is the same location as"),
+    ("s3a-same", "orders: {path: 's3a://lake/orders'}", "{path: 's3a://lake/orders/'}", "is the same location as"),
+    ("s3a-inside", "orders: {path: 's3a://lake/orders'}", "{path: 's3a://LAKE/orders/x/../daily'}", "lies inside"),
+    ("s3-and-s3a-are-one-store", "orders: {path: 's3://lake/orders'}", "{path: 's3a://lake/orders'}",
+     "is the same location as"),
+    ("second-input", "customers: {path: data/customers}\n      orders: {path: data/orders}",
+     "{path: data/orders}", "is the same location as"),
+]
+
+
+@pytest.mark.parametrize("inputs, output, relation", [c[1:] for c in OVERLAPS], ids=[c[0] for c in OVERLAPS])
+def test_an_output_that_overlaps_an_input_is_a_one_line_config_error(tmp_path, inputs, output, relation):
+    message = config_error(tmp_path, one_pipeline(inputs=inputs, output=output), env={"ROOT": str(tmp_path)})
+    assert message.startswith(f"{tmp_path / M}: pipeline 'daily': output: output "), message
+    assert f" {relation} input '" in message, message
+    assert "orders" in message and "publishing would" in message
+
+
+def test_the_overlap_message_names_the_output_and_the_input_as_written(tmp_path):
+    message = config_error(tmp_path, one_pipeline(inputs="orders: {path: data/orders}", output="{path: data/orders/}"))
+    assert message == (f"{tmp_path / M}: pipeline 'daily': output: output {tmp_path / 'data' / 'orders'} is the same "
+                       f"location as input 'orders' ({tmp_path / 'data' / 'orders'}): publishing would replace the input")
+
+
+def test_an_output_reached_through_a_symlink_to_an_input_is_refused(tmp_path):
+    (tmp_path / "data" / "orders").mkdir(parents=True)
+    (tmp_path / "out").symlink_to(tmp_path / "data")
+    message = config_error(tmp_path, one_pipeline(inputs="orders: {path: data/orders}", output="{path: out/orders}"))
+    assert "is the same location as input 'orders'" in message
+
+
+TABLE_OVERLAPS = [
+    ("same-table", "orders: {table: sales.orders}", "{table: sales.orders}"),
+    ("case-and-backticks", "orders: {table: sales.orders}", "{table: '`Sales`.`Orders`'}"),
+    ("unqualified-is-default", "orders: {table: orders}", "{table: spark_catalog.default.orders}"),
+]
+
+
+@pytest.mark.parametrize("inputs, output", [c[1:] for c in TABLE_OVERLAPS], ids=[c[0] for c in TABLE_OVERLAPS])
+def test_an_output_table_that_is_an_input_table_is_a_config_error(tmp_path, inputs, output):
+    message = config_error(tmp_path, one_pipeline(inputs=inputs, output=output))
+    assert message.startswith(f"{tmp_path / M}: pipeline 'daily': output: output table "), message
+    assert "is input 'orders' (table " in message and "publishing would replace the input" in message
+
+
+def test_an_undeclared_sql_input_that_is_the_output_table_is_a_config_error(tmp_path):
+    make_repo(tmp_path, "pipelines:\n  daily:\n    job: jobs/daily.sql\n    output: {table: sales.orders}\n",
+              {"jobs/daily.sql": "SELECT * FROM sales.orders WHERE amount > 0"})
+    with pytest.raises(ConfigError, match=r"output table sales\.orders is input 'sales\.orders'"):
+        load_manifest(tmp_path, env={})
+
+
+NO_OVERLAPS = [
+    ("sibling-with-a-common-prefix", "orders: {path: data/orders}", "{path: data/orders_daily}"),
+    ("other-bucket", "orders: {path: 's3a://lake/orders'}", "{path: 's3a://lake2/orders'}"),
+    ("other-store", "orders: {path: 's3a://lake/orders'}", "{path: 'gs://lake/orders'}"),
+    ("local-and-s3", "orders: {path: /lake/orders}", "{path: 's3a://lake/orders'}"),
+    ("other-table", "orders: {table: sales.orders}", "{table: sales.orders_daily}"),
+    ("other-database", "orders: {table: sales.orders}", "{table: analytics.orders}"),
+    ("table-and-path", "orders: {table: sales.orders}", "{path: data/orders}"),
+]
+
+
+@pytest.mark.parametrize("inputs, output", [c[1:] for c in NO_OVERLAPS], ids=[c[0] for c in NO_OVERLAPS])
+def test_outputs_apart_from_every_input_load(tmp_path, inputs, output):
+    make_repo(tmp_path, one_pipeline(inputs=inputs, output=output))
+    assert load_manifest(tmp_path, env={}).pipeline("daily").output is not None
+
+
+def test_a_job_path_outside_the_repo_is_refused(tmp_path):
+    repo = tmp_path / "repo"
+    (tmp_path / "elsewhere.sql").write_text(SQL)
+    for job in ("../elsewhere.sql", str(tmp_path / "elsewhere.sql"), "jobs/../../elsewhere.sql"):
+        message = config_error(make_repo(repo, ""), one_pipeline(job=job))
+        assert message.startswith(f"{repo / M}: pipeline 'daily': job: {job} resolves to "), message
+        assert f"{tmp_path / 'elsewhere.sql'}, outside the repo {repo}: refused" in message
+
+
+def test_a_job_symlinked_outside_the_repo_is_refused(tmp_path):
+    repo = tmp_path / "repo"
+    make_repo(repo, one_pipeline(job="jobs/linked.sql"))
+    (tmp_path / "elsewhere.sql").write_text(SQL)
+    (repo / "jobs" / "linked.sql").symlink_to(tmp_path / "elsewhere.sql")
+    message = config_error(repo, one_pipeline(job="jobs/linked.sql"))
+    assert f"job: jobs/linked.sql resolves to {tmp_path / 'elsewhere.sql'}, outside the repo" in message
+
+
+def test_an_expectations_file_symlinked_outside_the_repo_is_refused(tmp_path):
+    repo = tmp_path / "repo"
+    make_repo(repo, one_pipeline())
+    (tmp_path / "secrets.yml").write_text(EXPECTATIONS)
+    (repo / "jobs" / "linked.expectations.yml").symlink_to(tmp_path / "secrets.yml")
+    message = config_error(repo, one_pipeline(extra="    expectations: jobs/linked.expectations.yml\n"))
+    assert message.startswith(f"{repo / M}: pipeline 'daily': expectations: jobs/linked.expectations.yml resolves to "
+                              f"{tmp_path / 'secrets.yml'}, outside the repo"), message
+
+
+def test_a_symlink_that_stays_inside_the_repo_is_fine(tmp_path):
+    make_repo(tmp_path, one_pipeline(job="jobs/alias.sql"))
+    (tmp_path / "jobs" / "alias.sql").symlink_to(tmp_path / "jobs" / "daily.sql")
+    assert load_manifest(tmp_path, env={}).pipeline("daily").kind == "sql"
+
+
+@pytest.mark.slow
+def test_healer_run_refuses_an_output_that_is_its_input_and_leaves_the_input_alone(tmp_path):
+    """The original finding: this manifest ran "successfully" and replaced its input."""
+    import hashlib
+    import os
+    import subprocess
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    repo = tmp_path / "repo"
+    make_repo(repo, one_pipeline(inputs="orders: {path: data/orders, format: parquet}",
+                                 output="{path: data/orders, format: parquet}"))
+    (repo / "data" / "orders").mkdir(parents=True)
+    pq.write_table(pa.table({"order_id": [1, 2, 3], "amount": [5.0, -1.0, 7.5]}),
+                   repo / "data" / "orders" / "part-0.parquet")
+
+    def checksum() -> str:
+        digest = hashlib.sha256()
+        for f in sorted((repo / "data").rglob("*")):
+            digest.update(str(f.relative_to(repo)).encode())
+            if f.is_file():
+                digest.update(f.read_bytes())
+        return digest.hexdigest()
+
+    before = checksum()
+    env = {**os.environ, "HEALER_HOME": str(tmp_path / "home")}
+    env.pop("HEALER_LEDGER_URL", None)
+    done = subprocess.run([str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "healer"), "run", "daily",
+                           "--repo", str(repo)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"healer: daily: config failed: {repo / M}: pipeline 'daily': output: output "), lines[0]
+    assert f"is the same location as input 'orders' ({repo / 'data' / 'orders'})" in lines[0]
+    assert checksum() == before  # the input is untouched, not replaced
