@@ -1,20 +1,47 @@
-"""`healer heal`, `healer prs`, `healer pr show|merge|close`, `healer demo`."""
+"""`healer heal`, `healer sweep`, `healer prs`, `healer pr show|merge|close`, `healer demo`."""
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main thread: every ``finally`` of the heal runs (workspace clone and
+    sandbox temp dirs removed, the heal marked ``abandoned``, its lease released) and the
+    process exits with 128 + the signal number, as if the signal had killed it.
+
+    A SystemExit, not an Exception: ``except Exception`` anywhere in the heal must not swallow it.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signal = signal.Signals(signum).name
+
+    def __str__(self) -> str:
+        return f"terminated by {self.signal}"
+
+
+def _exit_on_sigterm() -> None:
+    def terminate(signum, _frame):
+        signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM during the clean-up ends the process at once
+        raise Terminated(signum)
+
+    signal.signal(signal.SIGTERM, terminate)
 
 
 def _cmd_heal(args) -> int:
     from healer.runner.warm import warm_up_for_heal
+
+    _exit_on_sigterm()
 
     warm_up_for_heal()  # Spark and Great Expectations start while the heal loop's modules load
     from healer.heal import heal, heal_storm
 
     log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
     if args.all:
-        outcomes = heal_storm(args.repo, log=log)
+        outcomes = heal_storm(args.repo, dry_run=args.dry_run, log=log)
         if args.json:
             print(json.dumps([o.to_json() for o in outcomes], default=str))
         for o in outcomes if not args.json else []:
@@ -96,6 +123,17 @@ def _cmd_pr(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from healer.ledger import Ledger
+
+    abandoned = Ledger().abandon_expired()
+    for a in abandoned:
+        print(f"heal #{a.heal_id} (failure #{a.run_id}) abandoned: {a.reason}")
+    if not abandoned:
+        print("no heal had outlived its lease")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from healer.demo import run_demo
 
@@ -112,6 +150,10 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     p.add_argument("--dry-run", action="store_true", help="validate in the sandbox, push nothing, open no PR")
     p.set_defaults(func=_cmd_heal)
+
+    p = sub.add_parser("sweep", help="mark heals whose lease expired (killed or crashed) as abandoned; "
+                                     "the healer DAG and every heal do this too")
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("prs", help="list pull requests on the local forge")
     p.add_argument("--all", action="store_true", help="include merged and closed ones")

@@ -23,20 +23,20 @@ from healer.fixers import propose_all
 from healer.fixers.binding import binding_key, candidate_pipeline
 from healer.fixers.llm import LLMFixer
 from healer.forges import get_forge
-from healer.ledger import Ledger, candidates, heals, utcnow
+from healer.ledger import Lease, Ledger, candidates, heals, lease_wait_seconds, utcnow
 from healer.manifest import load_manifest
 from healer.policy import Policy
 from healer.sandbox import Sandbox
 from healer.workspace import Workspace, branch_name
 
-EXIT_CODES = {"proposed": 0, "declined": 3, "skipped": 3, "error": 1}
+EXIT_CODES = {"proposed": 0, "declined": 3, "skipped": 3, "error": 1, "abandoned": 1}
 
 
 @dataclass
 class Outcome:
     """What a heal ended with; ``healer heal --json`` prints exactly this."""
 
-    status: str  # proposed | declined | skipped | error
+    status: str  # proposed | declined | skipped | error | abandoned (stopped by a signal, or killed: see ledger leases)
     reason: str
     pipeline: str | None = None
     failure: int | None = None  # the failed run's id
@@ -50,6 +50,7 @@ class Outcome:
     pr_url: str | None = None
     draft: bool = False
     duplicate: bool = False
+    duplicate_of: int | None = None  # the heal of the same cause whose result this is (its PR, or it still runs)
     validation: dict | None = None
     candidates: list[dict] = field(default_factory=list)
     llm: dict = field(default_factory=dict)  # enabled, reason, rounds, usage (tokens, cost)
@@ -108,6 +109,9 @@ def heal(repo: str | Path, pipeline: str | None = None, failure_id: int | None =
             _propose([validated], ledger, policy, forge, attempt.timer)
     except HealerError as exc:
         attempt.outcome.status, attempt.outcome.reason = "error", str(exc)
+    except BaseException as exc:
+        _mark_stopped([attempt], exc)
+        raise
     finally:
         if attempt.workspace is not None:
             attempt.workspace.remove()
@@ -116,13 +120,14 @@ def heal(repo: str | Path, pipeline: str | None = None, failure_id: int | None =
 
 
 def heal_storm(repo: str | Path, pipelines: list[str] | None = None, *, spark=None, ledger: Ledger | None = None,
-               policy: Policy | None = None, forge=None, fixers=None, log: Callable[[str], None] = lambda _m: None,
-               llm=None) -> list[Outcome]:
+               policy: Policy | None = None, forge=None, fixers=None, dry_run: bool = False,
+               log: Callable[[str], None] = lambda _m: None, llm=None) -> list[Outcome]:
     """Heal every pipeline of the repo whose latest run failed.
 
     One upstream change often breaks many jobs at once: failures whose fixes passed the
     sandbox and share a root cause (the same schema change of the same physical input, at
-    the same commit) are proposed together on one branch with one pull request.
+    the same commit) are proposed together on one branch with one pull request. With
+    ``dry_run`` the fixes are validated and grouped, but nothing is pushed and no PR opened.
     """
     ledger = ledger or Ledger()
     policy = policy or Policy.from_env()
@@ -145,11 +150,21 @@ def heal_storm(repo: str | Path, pipelines: list[str] | None = None, *, spark=No
             except HealerError as exc:
                 attempt.outcome.status, attempt.outcome.reason = "error", str(exc)
         for group in group_by_root_cause(validated):
+            if dry_run:
+                together = f" (one PR for {len(group)} pipelines)" if len(group) > 1 else ""
+                for v in group:
+                    v.attempt.outcome.status = "proposed"
+                    v.attempt.outcome.reason = (f"dry run: {v.patch.title} passed the sandbox; nothing pushed"
+                                                f"{together}")
+                continue
             try:
                 _propose(group, ledger, policy, forge, group[0].attempt.timer)
             except HealerError as exc:
                 for v in group:
                     v.attempt.outcome.status, v.attempt.outcome.reason = "error", str(exc)
+    except BaseException as exc:
+        _mark_stopped(attempts, exc)
+        raise
     finally:
         for attempt in attempts:
             if attempt.workspace is not None:
@@ -202,6 +217,7 @@ class _Attempt:
     timer: "_Timer"
     workspace: Workspace | None = None
     early: bool = False  # stopped at triage; already recorded
+    lease: Lease | None = None  # this heal's hold on its root cause, renewed until finish()
 
     @classmethod
     def start(cls, run, ledger: Ledger, log) -> "_Attempt":
@@ -209,16 +225,17 @@ class _Attempt:
         with timer.stage("triage"):
             failure = from_run(run)
             early = _triage(failure, ledger)
+        lease = None
+        if early is None:
+            with timer.stage("lease"):
+                lease, early = _take_lease(failure, ledger, log)
         if early:
             early.timings = timer.timings
             _record(ledger, failure, early)
             return cls(run, failure, early, ledger, timer, early=True)
         outcome = Outcome("running", "", pipeline=failure.pipeline, failure=failure.run_id,
-                          fingerprint=failure.fingerprint, category=failure.category)
-        outcome.heal = ledger.insert(heals, run_id=failure.run_id, pipeline=failure.pipeline, repo=failure.repo,
-                                     fingerprint=failure.fingerprint, category=failure.category, status="running",
-                                     started_at=utcnow())
-        return cls(run, failure, outcome, ledger, timer)
+                          fingerprint=failure.fingerprint, category=failure.category, heal=lease.heal_id)
+        return cls(run, failure, outcome, ledger, timer, lease=lease.keep_alive())
 
     def finish(self) -> None:
         if self.early:
@@ -228,8 +245,13 @@ class _Attempt:
             o.status, o.reason = "error", o.reason or "the heal stopped unexpectedly"
         o.timings = dict(self.timer.timings)
         o.timings["total"] = round(sum(self.timer.timings.values()), 2)
-        self.ledger.update(heals, o.heal, status=o.status, reason=o.reason, fixer=o.fixer, branch=o.branch,
-                           pr_id=o.pr, outcome=_jsonable(o.to_json()), finished_at=utcnow())
+        try:
+            self.ledger.update(heals, o.heal, status=o.status, reason=o.reason, fixer=o.fixer, branch=o.branch,
+                               pr_id=o.pr, outcome=_jsonable(o.to_json()), finished_at=utcnow())
+        finally:
+            if self.lease is not None:
+                # only now: a heal of the same cause waiting for the lease must find this one's result
+                self.lease.release()
 
 
 @dataclass
@@ -257,10 +279,67 @@ def _triage(failure: Failure, ledger: Ledger) -> Outcome | None:
                                    f"{failure.message.splitlines()[0] if failure.message else ''}", **base)
     existing = ledger.open_pr_for(failure.fingerprint)
     if existing:
-        return Outcome("proposed", f"an open proposal already exists for this cause: PR #{existing['id']}",
-                       branch=existing["branch"], pr=existing["id"], pr_url=existing["url"], draft=bool(existing["draft"]),
-                       duplicate=True, **base)
+        return _duplicate_of_pr(existing, base)
     return None
+
+
+def _duplicate_of_pr(pr: dict, base: dict) -> Outcome:
+    return Outcome("proposed", f"an open proposal already exists for this cause: PR #{pr['id']}",
+                   branch=pr["branch"], pr=pr["id"], pr_url=pr["url"], draft=bool(pr["draft"]),
+                   duplicate=True, duplicate_of=pr.get("heal_id"), **base)
+
+
+def _take_lease(failure: Failure, ledger: Ledger, log) -> tuple[Lease | None, Outcome | None]:
+    """The lease of this failure's root cause, or the outcome that makes this heal a duplicate.
+
+    One heal per cause at a time, across processes and machines. While another heal holds the
+    lease, this one waits for it (``HEALER_LEASE_WAIT``) and then returns its result as a
+    duplicate: ``proposed`` with its PR, or ``skipped`` naming it when it ended without one.
+    When the wait runs out first, ``skipped`` naming the heal still running. A holder that
+    died is taken over once its lease expires, and marked ``abandoned``.
+    """
+    base = dict(pipeline=failure.pipeline, failure=failure.run_id, fingerprint=failure.fingerprint,
+                category=failure.category)
+    row = dict(run_id=failure.run_id, pipeline=failure.pipeline, repo=failure.repo, category=failure.category)
+    ledger.abandon_expired()  # every heal sweeps: dead heals of any cause do not wait for the healer DAG
+    wait = lease_wait_seconds()
+    deadline, seen = time.monotonic() + wait, None
+    while True:
+        got = ledger.take_lease(failure.fingerprint, row)
+        if isinstance(got, Lease):
+            # the holder we waited for (or one that finished between triage and now) may have done the work
+            existing = ledger.open_pr_for(failure.fingerprint)
+            ended = ledger.get(heals, seen) if seen is not None else None
+            if existing:
+                got.release(discard=True)
+                return None, _duplicate_of_pr(existing, base)
+            if ended and ended["status"] not in ("running", "abandoned"):
+                got.release(discard=True)
+                return None, Outcome("skipped", f"heal #{seen} of this cause ran at the same time and ended "
+                                                f"{ended['status']}: {ended['reason']}",
+                                     duplicate=True, duplicate_of=seen, **base)
+            if got.took_over:
+                log(f"heal #{got.took_over.heal_id} of this cause died ({got.took_over.holder}); marked abandoned")
+            return got, None
+        if seen != got.heal_id:
+            log(f"heal #{got.heal_id} ({got.holder}) is healing this cause; waiting up to {wait:.0f}s for its result")
+        seen = got.heal_id
+        if time.monotonic() >= deadline:
+            return None, Outcome("skipped", f"heal #{got.heal_id} of this cause is still running ({got.holder}, "
+                                            f"lease renewed {got.renewed_at:%H:%M:%S} UTC); waited {wait:.0f}s for it",
+                                 duplicate=True, duplicate_of=got.heal_id, **base)
+        time.sleep(max(0.0, min(1.0, deadline - time.monotonic())))
+
+
+def _mark_stopped(attempts: list["_Attempt"], exc: BaseException) -> None:
+    """Heals cut short by SIGTERM (the CLI raises it as SystemExit), Ctrl-C or Airflow killing the task
+    end ``abandoned``, not ``running`` forever; program errors (any Exception) stay ``error``."""
+    if isinstance(exc, Exception):
+        return
+    why = str(exc) if str(exc) and not str(exc).isdigit() else type(exc).__name__
+    for attempt in attempts:
+        if not attempt.early and attempt.outcome.status == "running":
+            attempt.outcome.status, attempt.outcome.reason = "abandoned", f"the heal was stopped before it finished: {why}"
 
 
 def bind_recorded_locations(pipeline, run):
@@ -388,6 +467,9 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
     fingerprint = storm_fingerprint(group) if storm else failure.fingerprint
     branch = f"healer/storm/{fingerprint[:8]}" if storm else branch_name(failure.pipeline, failure.short_fingerprint)
     with timer.stage("proposal"):
+        for v in group:
+            if v.attempt.lease is not None:
+                v.attempt.lease.check()  # a heal that stalled past its lease must not push over its successor
         # Choose the forge before pushing: a forge misconfiguration must not leave an orphan branch.
         forge = forge or get_forge(ledger, workspace.remote_url)
         for v in group:
@@ -454,7 +536,7 @@ class _Trial:
     def run(self, sandbox, patch):
         self.workspace.apply(patch.edits)
         try:
-            verdict = sandbox.run(self.workspace.path)
+            verdict = sandbox.run(self.workspace.path, patch)
         finally:
             self.workspace.revert()
         self.outcome.candidates.append({"fixer": patch.fixer, "title": patch.title, "confidence": patch.confidence,

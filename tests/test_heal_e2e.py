@@ -204,3 +204,29 @@ def test_cli_heal_json(spark, ledger, pipeline_repo, tmp_path):
     assert out["validation"]["sample_sizes"]["customers"] > 0
     [diff] = out["evidence"]["diffs"]  # what the heal knew travels with its outcome
     assert diff["input"] == "customers" and "signup_date" in json.dumps(diff)
+
+
+def test_cli_heal_all_dry_run_validates_the_storm_but_pushes_nothing(spark, ledger, pipeline_repo):
+    """`healer heal --all --dry-run`: each fix passes the sandbox; no branch is pushed, no PR opened."""
+    import os
+    import sys
+
+    for name in ("customer_lifetime", "customer_sessions"):
+        run_pipeline(pipeline_repo, name, spark=spark, ledger=ledger)
+    drift.rename_column(pipeline_repo / "data", "orders", "order_ts", "order_time")
+    for name in ("customer_lifetime", "customer_sessions"):
+        with pytest.raises(RunFailed):
+            run_pipeline(pipeline_repo, name, spark=spark, ledger=ledger)
+
+    proc = subprocess.run([sys.executable, "-m", "healer.cli", "heal", "--repo", str(pipeline_repo), "--all",
+                           "--dry-run", "--json"], capture_output=True, text=True, env={**os.environ}, timeout=600)
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outcomes = {o["pipeline"]: o for o in json.loads(proc.stdout.strip().splitlines()[-1])}
+    assert set(outcomes) == {"customer_lifetime", "customer_sessions"}
+    for o in outcomes.values():
+        assert o["status"] == "proposed" and o["reason"].startswith("dry run: "), o["reason"]
+        assert o["reason"].endswith("passed the sandbox; nothing pushed (one PR for 2 pipelines)"), o["reason"]
+        assert o["pr"] is None and o["branch"] is None
+    assert remote_branches(pipeline_repo) == ["main"]
+    assert LocalForge(ledger).list() == []
