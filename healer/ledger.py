@@ -3,23 +3,39 @@
 The runner writes a run record on every run (success or failure) with the input schemas
 and the output profile; the healer diffs a failure against the last good run's record.
 SQLite runs in WAL mode with a busy timeout so two processes can write at once.
+
+One heal per root cause at a time, across processes and machines: a heal starts by taking
+the lease of its failure's fingerprint (``take_lease``), renews it while it runs and drops it
+when it ends. A heal killed or crashed stops renewing; once its lease expires the next heal
+of that cause takes the lease over, or ``abandon_expired`` (the healer DAG's sweep, ``healer
+sweep``) releases it, and either marks the dead heal ``abandoned``. Expiry compares clocks of
+different machines: they are assumed in sync to well within the lease (NTP), minutes here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import socket
+import threading
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from healer import config
-from healer.errors import LedgerError
+from healer.errors import ConfigError, LedgerError
+
+log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
+
+# What a heal ended with (heals.status); `running` until it does.
+HEAL_STATUSES = ("running", "proposed", "declined", "skipped", "error", "abandoned")
 
 
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -75,7 +91,8 @@ heals = sa.Table(
     sa.Column("repo", sa.Text),
     sa.Column("fingerprint", sa.String(64), index=True),
     sa.Column("category", sa.String(50)),
-    sa.Column("status", sa.String(20), nullable=False),  # running | proposed | declined | skipped | error
+    # running | proposed | declined | skipped | error | abandoned (killed, crashed or stopped by a signal)
+    sa.Column("status", sa.String(20), nullable=False),
     sa.Column("reason", sa.Text),
     sa.Column("fixer", sa.String(100)),
     sa.Column("branch", sa.String(300)),
@@ -117,6 +134,20 @@ prs = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),  # open | merged | closed
     sa.Column("created_at", UTCDateTime()),
     sa.Column("updated_at", UTCDateTime()),
+)
+
+
+leases = sa.Table(
+    "heal_leases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # one row per root cause: inserting it is taking the lease, the unique key makes that atomic
+    sa.Column("fingerprint", sa.String(64), nullable=False, unique=True),
+    sa.Column("heal_id", sa.Integer, nullable=False),  # the heal holding it
+    sa.Column("holder", sa.String(300), nullable=False),  # host:pid of that heal
+    sa.Column("acquired_at", UTCDateTime()),
+    sa.Column("renewed_at", UTCDateTime()),
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
 )
 
 
@@ -251,6 +282,100 @@ class Ledger:
         found = self.select(prs, prs.c.id.in_(member), prs.c.status == "open", limit=1)
         return found[0] if found else None
 
+    # -- leases: one heal per root cause ---------------------------------------------------
+    def take_lease(self, fingerprint: str, heal: dict, seconds: float | None = None) -> "Lease | LeaseRow":
+        """Start a heal of a root cause: its ``running`` heals row and the cause's lease, in one transaction.
+
+        ``heal`` holds the row's values (run_id, pipeline, repo, category ...). Returns the held
+        Lease, whose ``heal_id`` is the new row; or, when a live heal holds the lease, that
+        heal's LeaseRow and no row is written. A lease past its expiry is taken over, and the
+        heal that let it expire is marked ``abandoned`` in the same transaction.
+        """
+        seconds = lease_seconds() if seconds is None else seconds
+        holder = holder_name()
+        for _ in range(20):  # the holder may release or renew between our steps: look again
+            now = utcnow()
+            row = dict(heal, fingerprint=fingerprint, status="running", started_at=heal.get("started_at") or now)
+            lease = dict(holder=holder, acquired_at=now, renewed_at=now, expires_at=now + dt.timedelta(seconds=seconds))
+            try:
+                with self._begin() as conn:
+                    heal_id = conn.execute(heals.insert().values(**row)).inserted_primary_key[0]
+                    conn.execute(leases.insert().values(fingerprint=fingerprint, heal_id=heal_id, **lease))
+                return Lease(self, fingerprint, heal_id, holder, seconds)
+            except IntegrityError:
+                pass  # the cause's lease exists: held by a live heal, or left by a dead one
+            current = self.lease(fingerprint)
+            if current is None:
+                continue
+            if current.expires_at > now:
+                return current
+            try:
+                with self._begin() as conn:
+                    # the write comes first: on SQLite it takes the write lock before anything is read
+                    heal_id = conn.execute(heals.insert().values(**row)).inserted_primary_key[0]
+                    taken = conn.execute(leases.update().where(
+                        leases.c.fingerprint == fingerprint, leases.c.heal_id == current.heal_id,
+                        leases.c.expires_at < now).values(heal_id=heal_id, **lease)).rowcount
+                    if not taken:
+                        raise _Contended  # renewed, released or taken over meanwhile: undo the heals row
+                    conn.execute(heals.update().where(heals.c.id == current.heal_id, heals.c.status == "running")
+                                 .values(status="abandoned", finished_at=now,
+                                         reason=_abandoned_reason(current, f"heal #{heal_id} took the cause over")))
+            except _Contended:
+                continue
+            log.warning("heal #%s took over the lease of cause %s from heal #%s (%s), whose lease expired at %s",
+                        heal_id, fingerprint[:12], current.heal_id, current.holder, current.expires_at)
+            return Lease(self, fingerprint, heal_id, holder, seconds, took_over=current)
+        raise LedgerError(f"ledger {self.url}: the lease of cause {fingerprint[:12]} changed hands 20 times "
+                          "while this heal tried to take it")
+
+    def lease(self, fingerprint: str) -> "LeaseRow | None":
+        """Who holds the lease of a root cause, if anyone (it may have expired)."""
+        with self._connect() as conn:
+            row = conn.execute(sa.select(leases).where(leases.c.fingerprint == fingerprint)).mappings().first()
+        return _lease_row(row) if row else None
+
+    def leases(self) -> list["LeaseRow"]:
+        """Every lease held now (or expired and not yet swept), oldest first."""
+        with self._connect() as conn:
+            return [_lease_row(r) for r in conn.execute(sa.select(leases).order_by(leases.c.id)).mappings()]
+
+    def abandon_expired(self, now: dt.datetime | None = None) -> list["Abandoned"]:
+        """The sweep: heals whose lease expired (killed or crashed) are marked ``abandoned``, their leases dropped.
+
+        Also heals left ``running`` with no lease at all for longer than a lease lasts (recorded
+        before leases existed, or whose lease was taken over or swept already). Safe to run from
+        any number of processes at once: every change is conditional on what was read.
+        """
+        now = now or utcnow()
+        found: list[Abandoned] = []
+        for row in self.select(leases, leases.c.expires_at < now, order_desc=False, limit=1000):
+            expired = _lease_row(row)
+            with self._begin() as conn:
+                dropped = conn.execute(leases.delete().where(leases.c.id == row["id"], leases.c.heal_id == expired.heal_id,
+                                                             leases.c.expires_at < now)).rowcount
+                reason = _abandoned_reason(expired, "the sweep released it")
+                marked = dropped and conn.execute(heals.update().where(heals.c.id == expired.heal_id,
+                                                                       heals.c.status == "running")
+                                                  .values(status="abandoned", reason=reason, finished_at=now)).rowcount
+                run_id = conn.execute(sa.select(heals.c.run_id).where(heals.c.id == expired.heal_id)).scalar()
+            if marked:
+                found.append(Abandoned(expired.heal_id, run_id, expired.fingerprint, expired.holder, reason))
+        leased = sa.select(leases.c.heal_id)
+        stale = now - dt.timedelta(seconds=lease_seconds())
+        reason = "the heal stopped without a result and holds no lease (its process was killed or crashed)"
+        for row in self.select(heals, heals.c.status == "running", heals.c.started_at < stale,
+                               heals.c.id.not_in(leased), order_desc=False, limit=1000):
+            with self._begin() as conn:
+                marked = conn.execute(heals.update().where(heals.c.id == row["id"], heals.c.status == "running",
+                                                           heals.c.id.not_in(leased))
+                                      .values(status="abandoned", reason=reason, finished_at=now)).rowcount
+            if marked:
+                found.append(Abandoned(row["id"], row["run_id"], row["fingerprint"] or "", None, reason))
+        for a in found:
+            log.warning("heal #%s abandoned: %s", a.heal_id, a.reason)
+        return found
+
     # -- plumbing -----------------------------------------------------------------------
     def _connect(self):
         return _Guard(self, begin=False)
@@ -284,6 +409,140 @@ class _Guard:
             return self.ctx.__exit__(*exc_info)
         except SQLAlchemyError as exc:
             raise LedgerError(f"ledger {self.ledger.url}: {str(exc).splitlines()[0]}") from None
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    """The lease of one root cause as stored: which heal holds it, from where, until when."""
+
+    fingerprint: str
+    heal_id: int
+    holder: str
+    acquired_at: dt.datetime | None
+    renewed_at: dt.datetime | None
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """A heal the sweep marked ``abandoned``."""
+
+    heal_id: int
+    run_id: int | None  # the failed run it was healing
+    fingerprint: str
+    holder: str | None  # host:pid, when it held a lease
+    reason: str
+
+
+class _Contended(Exception):
+    """The lease changed between reading and taking it over: roll back and look again."""
+
+
+class Lease:
+    """A held lease on one root cause: kept alive while the heal runs, released when it ends.
+
+    ``keep_alive`` renews it from a daemon thread every third of its length, so a heal blocked
+    in a long Spark job or model call keeps it; a killed process stops renewing and loses it
+    after at most one length. ``check`` renews it on the spot and raises when it was lost.
+    """
+
+    def __init__(self, ledger: Ledger, fingerprint: str, heal_id: int, holder: str, seconds: float,
+                 took_over: LeaseRow | None = None):
+        self.ledger, self.fingerprint, self.heal_id = ledger, fingerprint, heal_id
+        self.holder, self.seconds, self.took_over = holder, seconds, took_over
+        self.lost = False
+        self._stop = threading.Event()
+
+    def renew(self) -> bool:
+        """Push the expiry one length ahead; False (and ``lost``) when the lease is no longer this heal's."""
+        now = utcnow()
+        with self.ledger._begin() as conn:
+            renewed = conn.execute(leases.update()
+                                   .where(leases.c.fingerprint == self.fingerprint, leases.c.heal_id == self.heal_id)
+                                   .values(renewed_at=now, expires_at=now + dt.timedelta(seconds=self.seconds))).rowcount
+        if not renewed:
+            self.lost = True
+        return bool(renewed)
+
+    def check(self) -> None:
+        """Raise LedgerError unless this heal still holds the lease (renewing it).
+
+        A heal that stalled past its expiry may have been replaced; it must not push or open
+        a pull request over its successor's.
+        """
+        if self.lost or not self.renew():
+            raise LedgerError(f"heal #{self.heal_id} lost the lease of its cause {self.fingerprint[:12]}: it expired "
+                              "unrenewed and another heal or the sweep took it; stopping before the proposal")
+
+    def keep_alive(self) -> "Lease":
+        """Renew in a daemon thread until ``release``."""
+        interval = self.seconds / 3
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    if not self.renew():
+                        log.warning("heal #%s lost the lease of cause %s", self.heal_id, self.fingerprint[:12])
+                        return
+                except LedgerError as exc:  # the database may be back before the lease runs out
+                    log.warning("heal #%s could not renew its lease (will retry): %s", self.heal_id, exc)
+
+        threading.Thread(target=beat, name=f"healer-lease-{self.heal_id}", daemon=True).start()
+        return self
+
+    def release(self, discard: bool = False) -> None:
+        """Drop the lease (after the heal's final state is written); ``discard`` also deletes the still
+        ``running`` heals row, for a heal that turned out to have nothing to do."""
+        self._stop.set()  # a renewal racing this delete updates no row: it cannot bring the lease back
+        with self.ledger._begin() as conn:
+            conn.execute(leases.delete().where(leases.c.fingerprint == self.fingerprint,
+                                               leases.c.heal_id == self.heal_id))
+            if discard:
+                conn.execute(heals.delete().where(heals.c.id == self.heal_id, heals.c.status == "running"))
+
+
+def _lease_row(row) -> LeaseRow:
+    return LeaseRow(row["fingerprint"], row["heal_id"], row["holder"], row["acquired_at"], row["renewed_at"],
+                    row["expires_at"])
+
+
+def _abandoned_reason(lease: LeaseRow, then: str) -> str:
+    return (f"its process ({lease.holder}) stopped renewing the lease of this cause, which expired at "
+            f"{lease.expires_at:%Y-%m-%d %H:%M:%S} UTC (killed or crashed); {then}")
+
+
+def holder_name() -> str:
+    """Who holds a lease: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def lease_seconds() -> float:
+    """How long a heal's lease lasts unrenewed (``HEALER_LEASE_SECONDS``, default 180).
+
+    A running heal renews it every third of that; a killed one is replaced after at most that.
+    """
+    return _seconds("HEALER_LEASE_SECONDS", 180.0, allow_zero=False)
+
+
+def lease_wait_seconds() -> float:
+    """How long a heal waits while another heal of its cause runs (``HEALER_LEASE_WAIT``, default 300).
+
+    Longer than a lease by default, so that a dead holder is taken over within one wait.
+    """
+    return _seconds("HEALER_LEASE_WAIT", 300.0, allow_zero=True)
+
+
+def _seconds(name: str, default: float, allow_zero: bool) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0 or (value == 0 and not allow_zero) or value != value:
+        raise ConfigError(f"{name}={raw!r}: expected a number of seconds{' >= 0' if allow_zero else ' > 0'}")
+    return value
 
 
 def _run(row) -> RunRecord:
