@@ -11,6 +11,10 @@ def _env(name: str, default, cast):
     return cast(value) if value not in (None, "") else default
 
 
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Policy:
     sample_rows: int = 20000  # rows per input in the sandbox
@@ -19,6 +23,9 @@ class Policy:
     draft_below: float = 0.7  # a passing fix below this confidence becomes a draft PR
     max_candidates: int = 5  # candidates tried in the sandbox per heal
     push: bool = True  # push branches (off for dry runs)
+    sandbox_seconds: float = 600.0  # one candidate's sandbox run, its worker's start-up included
+    sandbox_output_bytes: int = 256 * 1024 * 1024  # the most a candidate's sample output may weigh
+    allow_model_in_process: bool = False  # run model-written fixes with HEALER_SANDBOX=process (no namespaces)
 
     @classmethod
     def from_env(cls) -> "Policy":
@@ -28,4 +35,7 @@ class Policy:
             min_confidence=_env("HEALER_MIN_CONFIDENCE", cls.min_confidence, float),
             draft_below=_env("HEALER_DRAFT_BELOW", cls.draft_below, float),
             max_candidates=_env("HEALER_MAX_CANDIDATES", cls.max_candidates, int),
+            sandbox_seconds=_env("HEALER_SANDBOX_SECONDS", cls.sandbox_seconds, float),
+            sandbox_output_bytes=_env("HEALER_SANDBOX_OUTPUT_BYTES", cls.sandbox_output_bytes, int),
+            allow_model_in_process=_env("HEALER_SANDBOX_ALLOW_MODEL_IN_PROCESS", cls.allow_model_in_process, _flag),
         )

@@ -123,6 +123,22 @@ def java_options() -> str:
     return f"-XX:ArchiveClassesAtExit={tmp} {_QUIET}"
 
 
+def existing_archive_options() -> str:
+    """Options that map the archive when a checked one exists; never start building one.
+
+    For JVMs that must not write outside their own directory (the sandbox's workers).
+    """
+    if not enabled():
+        return ""
+    try:
+        path = archive_path()
+    except Exception:  # noqa: BLE001 -- a cache must never stop Spark from starting
+        return ""
+    if path is not None and path.is_file() and _verified(path):
+        return f"-XX:SharedArchiveFile={path} -Xshare:auto {_QUIET}"
+    return ""
+
+
 def _mark(path: Path) -> Path:
     return path.with_name(path.name + ".ok")
 

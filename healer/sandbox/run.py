@@ -1,21 +1,25 @@
-"""The sandbox: the job run on a deterministic sample of the *current* real inputs.
+"""The sandbox: a candidate run on a deterministic sample of the *current* real inputs.
 
-Each logical input name is bound to a sample materialized in an isolated temporary
-warehouse; the job code is the same as in production, only the binding differs. The
-largest input is sampled first, then every other input keeps the rows that join to what
-was already sampled (by shared key columns), so joins stay alive. A candidate passes when
-it runs, every expectation passes, the output schema equals the last good one, and no
-column's null fraction jumps. The sandbox never publishes, and checks that the declared
-output location is untouched.
+The healer (trusted) samples every input into the sandbox's own directory: the largest
+input first, then every other input keeps the rows that join to what was already sampled
+(by shared key columns), so joins stay alive. A candidate is untrusted code: it must pass
+the static gate (``gate.py``), then runs in a worker process under OS isolation
+(``isolation.py``) that sees only the samples and writes only to its own run directory.
+The job code is the same as in production; only the binding of names to data differs.
+
+The healer then reads the worker's output (links refused, size capped) and judges it: it
+ran, every expectation passes, the output schema equals the last good one, no column's
+null fraction jumps, and the production output is untouched.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,8 +28,11 @@ from healer.ledger import RunRecord
 from healer.manifest import Pipeline
 from healer.policy import Policy
 from healer.runner import io
-from healer.runner.jobs import bound_inputs, compute, describe_error
 from healer.runner.profile import profile, schema_columns, schema_json
+from healer.sandbox import gate
+from healer.sandbox.isolation import Isolation, Worker, WorkerResult, check_isolation, isolation_from_env
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Verdict:
     error: str | None = None
     error_class: str | None = None
     duration_s: float = 0.0
+    isolation: str = Isolation.BUBBLEWRAP.value  # how the candidate was isolated: bubblewrap | process
 
     def reasons(self) -> list[str]:
         return [f"{c.name}: {c.detail}" for c in self.checks if not c.passed]
@@ -57,22 +65,34 @@ class Verdict:
 
 
 class Sandbox:
-    """Samples once per heal; runs any number of candidates against the same samples."""
+    """Samples once per heal; runs any number of candidates against the same samples.
+
+    Each candidate gets a fresh worker process; one is started ahead of time (while the
+    evidence is gathered, or while the last verdict is judged) so its Spark start-up is
+    not on the heal's path.
+    """
 
     def __init__(self, spark, pipeline: Pipeline, last_good: RunRecord | None, expectations: list,
-                 policy: Policy | None = None, workdir: Path | None = None):
+                 policy: Policy | None = None, workdir: Path | None = None, isolation: Isolation | None = None):
         self.spark, self.pipeline, self.last_good = spark, pipeline, last_good
         self.expectations, self.policy = expectations, policy or Policy()
+        self.isolation = isolation or isolation_from_env()
+        check_isolation(self.isolation)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="healer-sandbox-"))
         self._guard_output_location()
+        self.inputs_dir = self.workdir / "inputs"
+        self.inputs_dir.mkdir(parents=True, exist_ok=True)
         self.frames: dict = {}
         self.sample_sizes: dict[str, int] = {}
         self.sample_plan: dict[str, str] = {}  # input -> how it was sampled
         self._preparing: threading.Thread | None = None
         self._prepare_error: BaseException | None = None
+        self._runs = 0
+        self._spare: Worker | None = None
+        self._java_options: str | None = None
 
     def prepare_in_background(self) -> None:
-        """Start sampling now, in a thread: the heal gathers evidence meanwhile.
+        """Start sampling now, in a thread, and a worker for the first candidate: the heal gathers evidence meanwhile.
 
         Sampling needs only the inputs, not the candidate; ``run`` waits for it to finish.
         """
@@ -84,6 +104,7 @@ class Sandbox:
 
         self._preparing = threading.Thread(target=work, name="healer-sandbox-prepare", daemon=True)
         self._preparing.start()
+        self.start_spare_worker()
 
     def _prepared(self) -> None:
         if self._preparing is not None:
@@ -124,12 +145,15 @@ class Sandbox:
             else:
                 self.sample_plan[name] = "all rows"
             df = df.limit(limit)
-            path = str(self.workdir / "inputs" / name)
+            path = str(self._sample_path(name))
             df.write.mode("overwrite").parquet(path)
             sampled[name] = self.spark.read.parquet(path)
             self.sample_sizes[name] = sampled[name].count()
         self.frames = {name: sampled[name] for name in current}
         return self.sample_sizes
+
+    def _sample_path(self, name: str) -> Path:
+        return self.inputs_dir / name.replace("/", "_")
 
     @staticmethod
     def _link(df, sampled: dict):
@@ -143,28 +167,70 @@ class Sandbox:
                 best = (other, keys[:1])
         return best
 
+    # -- workers ------------------------------------------------------------------------
+    def _hidden_paths(self) -> list[str]:
+        """Everything production the worker must not see, should a bound directory hold it."""
+        paths = [spec.path for spec in self.pipeline.inputs.values() if spec.path]
+        paths += [p for p in (self.pipeline.output.path, str(self.pipeline.root)) if p]
+        home = os.environ.get("HEALER_HOME")
+        return paths + ([home] if home else [])
+
+    def start_spare_worker(self) -> None:
+        """Start the next candidate's worker now; its Spark warms up while the healer does other work."""
+        if self._spare is None:
+            self._spare = self._new_worker()
+
+    def _new_worker(self) -> Worker:
+        if self._java_options is None:
+            from healer.runner import jvm_cache
+
+            self._java_options = " ".join(filter(None, [jvm_cache.existing_archive_options(), "-XX:TieredStopAtLevel=1"]))
+        self._runs += 1
+        run_dir = self.workdir / "runs" / f"{self._runs:02d}"
+        return Worker(self.isolation, run_dir, self.inputs_dir, self._hidden_paths(), self._java_options)
+
+    def _take_worker(self) -> Worker:
+        worker, self._spare = self._spare, None
+        return worker or self._new_worker()
+
     # -- running ------------------------------------------------------------------------
-    def run(self, root: Path) -> Verdict:
-        """Run the job found under ``root`` (a patched workspace) on the samples and judge it."""
+    def run(self, root: Path, patch=None) -> Verdict:
+        """Run the candidate under ``root`` (a patched workspace) on the samples and judge it.
+
+        ``patch`` (the candidate's edits) tells the gate which files changed and who made them.
+        """
         t0 = time.monotonic()
+        base = dict(isolation=self.isolation.value)
         try:
             self._prepared()
         except io.MissingInput as exc:
-            return Verdict(False, [Check("inputs", False, str(exc))], duration_s=time.monotonic() - t0)
+            return Verdict(False, [Check("inputs", False, str(exc))], duration_s=time.monotonic() - t0, **base)
+        refusal = self._refusal(root, patch)
+        if refusal:
+            return Verdict(False, [refusal], sample_sizes=dict(self.sample_sizes), error=refusal.detail,
+                           error_class="SANDBOX_GATE", duration_s=time.monotonic() - t0, **base)
         guard = self._production_state()
-        checks: list[Check] = []
-        out_path = str(self.workdir / "outputs" / uuid.uuid4().hex[:8])
+        worker = self._take_worker()
+        output_dir = worker.run_dir / "output"
         try:
-            with bound_inputs(self.spark, self.frames):
-                result = compute(self.spark, self.pipeline, root=root)
-                result.write.mode("errorifexists").parquet(out_path)
-        except Exception as exc:
-            info = describe_error(exc)
-            checks.append(Check("runs", False, f"{info.error_class}: {info.first_line[:300]}"))
-            return Verdict(False, checks, sample_sizes=dict(self.sample_sizes), error=info.first_line,
-                           error_class=info.error_class, duration_s=time.monotonic() - t0)
-        checks.append(Check("runs", True, "the job ran on the sample"))
-        output = self.spark.read.parquet(out_path)
+            copy_code(root, worker.run_dir / "code", self.pipeline)
+            request = {"kind": self.pipeline.kind, "job": self.pipeline.job, "code_dir": str(worker.run_dir / "code"),
+                       "inputs": {name: str(self._sample_path(name)) for name in self.frames},
+                       "output": str(output_dir)}
+            ran = worker.run(request, timeout_s=self.policy.sandbox_seconds)
+        finally:
+            worker.kill()
+        checks: list[Check] = []
+        problem = _run_problem(ran, self.policy.sandbox_seconds) or output_problem(output_dir, self.policy.sandbox_output_bytes)
+        if problem:
+            error_class, message = problem
+            checks.append(Check("runs", False, f"{error_class}: {message.splitlines()[0][:300] if message else ''}"))
+            self._production_check(guard, checks)
+            self.start_spare_worker()  # another candidate is likely to follow a failed one
+            return Verdict(False, checks, sample_sizes=dict(self.sample_sizes), error=(message.splitlines() or [""])[0],
+                           error_class=error_class, duration_s=time.monotonic() - t0, **base)
+        checks.append(Check("runs", True, f"the job ran on the sample, isolated: {self.isolation.label}"))
+        output = self.spark.read.parquet(str(output_dir))
         out_profile = profile(output)
         rows = out_profile["row_count"]
         audit = run_expectations(output, self.expectations)
@@ -175,13 +241,38 @@ class Sandbox:
         checks.append(self._schema_check(schema_json(output)))
         profile_check, profile_rows = self._profile_check(out_profile)
         checks.append(profile_check)
+        self._production_check(guard, checks)
+        verdict = Verdict(passed=all(c.passed for c in checks), checks=checks,
+                          expectations=[asdict(r) for r in audit.results], sample_sizes=dict(self.sample_sizes),
+                          output_rows=rows, profile_rows=profile_rows, duration_s=time.monotonic() - t0, **base)
+        if not verdict.passed:
+            self.start_spare_worker()
+        return verdict
+
+    def _refusal(self, root: Path, patch) -> Check | None:
+        """The gate's check when it refuses the candidate (or its maker may not run here), else None."""
+        by_model = bool(patch is not None and str(patch.fixer).startswith("llm"))
+        if by_model and self.isolation is Isolation.PROCESS and not self.policy.allow_model_in_process:
+            return Check("isolation", False, "a model-written fix runs only under bubblewrap isolation; "
+                                             "HEALER_SANDBOX=process is set and policy does not allow it there")
+        edited = list(patch.files) if patch is not None else []
+        before = next((e.before for e in (patch.edits if patch is not None else []) if e.path == self.pipeline.job), None)
+        job_path = root / self.pipeline.job
+        baseline = before if before is not None else job_path.read_text()
+        context = gate.GateContext(
+            inputs=frozenset(n.lower() for n in self.pipeline.inputs),
+            repo_modules=gate.repo_modules(baseline, job_path, root) if self.pipeline.kind == "python" else frozenset())
+        problems = gate.check_candidate(self.pipeline, root, edited, context, may_edit_manifest=not by_model)
+        if problems:
+            return Check("gate", False, "refused before running: " + "; ".join(problems[:5])
+                         + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+        return None
+
+    def _production_check(self, guard, checks: list[Check]) -> None:
         if self._production_state() != guard:
             checks.append(Check("production untouched", False, f"{self.pipeline.output.location} changed during the run"))
         else:
             checks.append(Check("production untouched", True, f"{self.pipeline.output.location} unchanged"))
-        return Verdict(passed=all(c.passed for c in checks), checks=checks,
-                       expectations=[asdict(r) for r in audit.results], sample_sizes=dict(self.sample_sizes),
-                       output_rows=rows, profile_rows=profile_rows, duration_s=time.monotonic() - t0)
 
     def _schema_check(self, schema: dict) -> Check:
         if not self.last_good or not self.last_good.output_schema:
@@ -223,5 +314,60 @@ class Sandbox:
     def close(self) -> None:
         if self._preparing is not None:
             self._preparing.join()  # its writes must not land in a removed directory
+        if self._spare is not None:
+            self._spare.kill()
+            self._spare = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
+
+def _run_problem(ran: WorkerResult, limit_s: float) -> tuple[str, str] | None:
+    """(error class, message) when the worker did not finish its job cleanly, else None."""
+    if ran.timed_out:
+        return "SANDBOX_TIMEOUT", f"the candidate did not finish within {limit_s:.0f}s"
+    result = ran.result
+    if result is None:
+        tail = ran.log_tail.strip().splitlines()
+        return "SANDBOX_WORKER_DIED", (f"the sandbox worker exited with {ran.exit_code} and no result"
+                                       + (f": {tail[-1][:300]}" if tail else ""))
+    if not result.get("ok"):
+        return str(result.get("error_class") or "Error")[:200], str(result.get("message") or "")[:4000]
+    return None
+
+
+def output_problem(output_dir: Path, max_bytes: int) -> tuple[str, str] | None:
+    """Why the worker's output must not be read: missing, a link or special file, or too large."""
+    if output_dir.is_symlink() or not output_dir.is_dir():
+        return "SANDBOX_NO_OUTPUT", "the candidate wrote no output directory"
+    total, complete = 0, False
+    for base, dirs, files in os.walk(output_dir, followlinks=False):
+        for name in dirs + files:
+            path = Path(base) / name
+            st = path.lstat()
+            if path.is_symlink() or not (path.is_dir() or path.is_file()):
+                return "SANDBOX_OUTPUT_REFUSED", f"the output holds a link or special file: {path.name}"
+            total += st.st_size if path.is_file() else 0
+            complete = complete or name == "_SUCCESS"
+    if total > max_bytes:
+        return "SANDBOX_OUTPUT_TOO_LARGE", f"the output on the sample is {total} bytes (cap {max_bytes})"
+    if not complete:
+        return "SANDBOX_NO_OUTPUT", "the candidate's output is incomplete (no _SUCCESS marker)"
+    return None
+
+
+def copy_code(root: Path, dest: Path, pipeline: Pipeline) -> None:
+    """The candidate's code for the worker: the SQL job, or every Python module of the repo."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if pipeline.kind == "sql":
+        target = dest / pipeline.job
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / pipeline.job, target)
+        return
+    root = root.resolve()
+    for base, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+        for name in files:
+            source = Path(base) / name
+            if name.endswith(".py") and not source.is_symlink():
+                target = dest / source.relative_to(root)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
