@@ -5,6 +5,8 @@
 - ``claim`` takes the failure named in the run's conf (``{"failure": <run id>}``, as the
   failure callback and the listener trigger it) or, on a scheduled run, the hand-offs
   waiting in the ledger; it logs each failure's triage (category, fingerprint, the task).
+  Every run first sweeps: heals whose lease expired (their worker was killed or crashed)
+  are marked ``abandoned`` and their hand-offs closed.
 - ``heal`` runs ``healer.heal.heal`` for one failure; its log shows every stage
   (triage, workspace, evidence with the schema drift, fixers, sandbox, proposal).
 - ``report`` lists the outcomes and PRs, and fails the run when a heal ended in error.
@@ -58,6 +60,7 @@ def healer_dag(dag_id: str | None = None, *, schedule: dt.timedelta | str | None
             context = get_current_context()
             failure = context["params"].get("failure")
             ledger = Ledger()
+            sweep(ledger)
             claimed = queue.claim(ledger, context["run_id"], failure=failure, limit=sweep_limit,
                                   stale_after=stale_after)
             if failure is None:
@@ -105,7 +108,7 @@ def healer_dag(dag_id: str | None = None, *, schedule: dt.timedelta | str | None
             for failure in failures:
                 row = rows.get(failure)
                 log.info("failure #%s: %s", failure, _outcome_line(row) if row else "not healed (the heal task failed)")
-            broken = [f for f in failures if f not in rows or rows[f]["status"] == "error"]
+            broken = [f for f in failures if f not in rows or rows[f]["status"] in ("error", "abandoned")]
             if broken:
                 raise RuntimeError(f"heals of failures {broken} did not finish; see the heal tasks' logs")
             return [{"failure": f, "heal": rows[f]["id"], "status": rows[f]["status"], "pr": rows[f]["pr_id"]}
@@ -114,6 +117,17 @@ def healer_dag(dag_id: str | None = None, *, schedule: dt.timedelta | str | None
         claimed = claim()
         heal_failure.expand(failure=claimed) >> report(claimed)
     return dag
+
+
+def sweep(ledger: Ledger) -> list:
+    """Mark heals whose lease expired as ``abandoned``; their hand-offs are done with that outcome
+    (a heal killed mid-way is not retried blindly: the next failure of the task hands off again)."""
+    abandoned = ledger.abandon_expired()
+    for a in abandoned:
+        log.warning("sweep: heal #%s of failure #%s abandoned: %s", a.heal_id, a.run_id, a.reason)
+        if a.run_id is not None:
+            queue.finish(ledger, a.run_id, heal_id=a.heal_id, outcome="abandoned")
+    return abandoned
 
 
 def _log_lines(message: str) -> None:

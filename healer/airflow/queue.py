@@ -39,7 +39,7 @@ handoffs = sa.Table(
     sa.Column("healer_run_id", sa.String(250)),  # the healer DAG run that was triggered or claimed it
     sa.Column("error", sa.Text),  # why the trigger failed
     sa.Column("heal_id", sa.Integer),
-    sa.Column("outcome", sa.String(20)),  # the heal's status: proposed | declined | skipped | error
+    sa.Column("outcome", sa.String(20)),  # the heal's status: proposed | declined | skipped | error | abandoned
     sa.Column("created_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True)),
     # one hand-off per try, whoever (callback or listener) reports it first
