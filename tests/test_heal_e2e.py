@@ -76,9 +76,14 @@ def test_rule_heals_and_the_branch_passes_on_full_data(scenario, spark, ledger, 
     assert pr.status == "open" and pr.base == "main" and pr.title.startswith(f"heal({pipeline}): ")
     assert expected_text in pr.body  # the diff is in the body
     assert f"healer:fingerprint={outcome.fingerprint}" in pr.body
+    # the heal worked in a clone of its own: the user's checkout is still on main, clean, with no new branch
+    checkout = subprocess.run(["git", "status", "--porcelain", "--branch"], cwd=pipeline_repo,
+                              capture_output=True, text=True, check=True).stdout
+    assert checkout.splitlines() == ["## main...origin/main"], checkout
+    local = subprocess.run(["git", "branch", "--format=%(refname:short)"], cwd=pipeline_repo,
+                           capture_output=True, text=True, check=True).stdout
+    assert local.split() == ["main"]
     # the commit on the branch is Healer's and contains the fix
-    log = subprocess.run(["git", "log", "-1", "--format=%an <%ae>%n%s", f"origin/{outcome.branch}"],
-                         cwd=pipeline_repo, capture_output=True, text=True)
     subprocess.run(["git", "fetch", "-q", "origin"], cwd=pipeline_repo, check=True)
     log = subprocess.run(["git", "log", "-1", "--format=%an <%ae>%n%s", f"origin/{outcome.branch}"],
                          cwd=pipeline_repo, capture_output=True, text=True, check=True).stdout

@@ -147,6 +147,9 @@ def assert_round_trip(ledger: Ledger, pipeline: str) -> RunRecord:
     stored = ledger.get_run(record.id)
     for name in JSON_FIELDS + PLAIN_FIELDS:
         assert getattr(stored, name) == getattr(record, name), name
+    for name in ("started_at", "finished_at"):  # the same instant, with its zone (naive == aware is False)
+        assert getattr(stored, name).tzinfo is not None, name
+        assert getattr(stored, name) == getattr(record, name), name
     # JSON fields come back as the same plain structures, not strings
     assert stored.input_schemas["order_items"]["fields"][1]["metadata"]["comment"] == "ünïcødé"
     assert stored.failed_expectations[0]["examples"] == [-1.5, None, "x"]
@@ -217,8 +220,8 @@ def pg_pipeline(pg_url):
 @pytest.mark.postgres
 def test_postgres_round_trip_and_last_success(pg_url, pg_pipeline):
     ledger = Ledger(pg_url)
-    stored = assert_round_trip(ledger, pg_pipeline)
-    assert stored.started_at.tzinfo is not None and stored.started_at == stored.started_at.astimezone(dt.timezone.utc)
+    stored = assert_round_trip(ledger, pg_pipeline)  # the datetimes come back as the same aware instants
+    assert stored.started_at.utcoffset() == dt.timedelta(0), stored.started_at  # and in UTC
 
     first = add(ledger, pg_pipeline, "success", row_count=1)
     add(ledger, pg_pipeline, "failed", stage="job")
