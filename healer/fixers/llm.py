@@ -20,7 +20,7 @@ from pathlib import Path
 
 from healer.fixers.base import FileEdit, Patch
 from healer.llm_client import LLMClient, LLMConfig, LLMUnavailable
-from healer.redact import fence, fence_rows, redact
+from healer.redact import fence, fence_rows, redact, redact_json
 
 SYSTEM_PROMPT = """You repair broken Spark data pipelines for Healer.
 
@@ -121,13 +121,17 @@ def build_prompt(evidence, files: list[str], root: Path) -> str:
         parts.append(f"File `{name}`:\n```\n{(root / name).read_text()}\n```")
     inputs = "\n".join(f"- {spec.name}: {redact(spec.location)}" for spec in p.inputs.values())
     parts.append(f"Inputs (logical name: location):\n{inputs}")
-    error = f"error class: {f.error_class}\nparameters: {json.dumps(f.params)}\nmessage: {(f.message or '')[:1500]}"
+    # redacted before it is cut, so a cut cannot leave half a key that no pattern recognises
+    error = (f"error class: {f.error_class}\nparameters: {json.dumps(redact_json(f.params), default=str)}\n"
+             f"message: {redact(f.message or '')[:1500]}")
     parts.append("The error:\n" + fence("error log", error))
     if f.failed_expectations:
-        parts.append("Failed expectations:\n" + fence("audit", json.dumps(f.failed_expectations, default=str)[:2000]))
+        parts.append("Failed expectations:\n" + fence("audit", json.dumps(redact_json(f.failed_expectations),
+                                                                        default=str)[:2000]))
     drift = [" | ".join(r) for d in evidence.changed for r in d.rows()]
+    # column names come from data: fenced like any other value
     parts.append("Schema changes since the last good run (input | column | change | detail):\n"
-                 + ("\n".join(drift) if drift else "none"))
+                 + (fence("schema diff", "\n".join(drift)) if drift else "none"))
     if evidence.last_good and evidence.last_good.input_schemas:
         relevant = {d.input for d in evidence.changed} or set(p.inputs)
         schemas = []
@@ -137,15 +141,15 @@ def build_prompt(evidence, files: list[str], root: Path) -> str:
                 cols = ", ".join(f"{fl['name']} {_type(fl['type'])}" for fl in now.get("fields", []))
                 schemas.append(f"- {name} now: {cols}")
         if schemas:
-            parts.append("Current schemas of the changed inputs:\n" + "\n".join(schemas))
+            parts.append("Current schemas of the changed inputs:\n" + fence("input schemas", "\n".join(schemas)))
     affected = evidence.affected_outputs()
     lineage = evidence.lineage.outputs
     if affected:
         parts.append("Output columns depending on what changed (lineage):\n"
-                     + "\n".join(f"- {o} <- {', '.join(sorted(lineage.get(o, [])))}" for o in affected))
+                     + fence("lineage", "\n".join(f"- {o} <- {', '.join(sorted(lineage.get(o, [])))}" for o in affected)))
     if evidence.last_good and evidence.last_good.output_schema:
         cols = ", ".join(f"{fl['name']} {_type(fl['type'])}" for fl in evidence.last_good.output_schema.get("fields", []))
-        parts.append(f"Output schema at the last good run (keep it): {cols}")
+        parts.append("Output schema at the last good run (keep it):\n" + fence("output schema", cols))
     if evidence.expectations:
         parts.append("Expectations the output must pass:\n" + "\n".join(f"- {e.describe()}" for e in evidence.expectations))
     if evidence.commits:
@@ -268,7 +272,8 @@ class LLMSession:
     def propose(self, feedback: str | None = None, max_requests: int = 3) -> Patch | None:
         """The next candidate, or None (``reason`` says why). ``feedback``: the last verdict."""
         if feedback is not None and self._pending_tool_id:
-            self._answer(f"The sandbox rejected this fix. Fix the job again.\n{feedback}")
+            # the verdict quotes data (failing values, error messages): fenced like the evidence
+            self._answer("The sandbox rejected this fix. Fix the job again.\n" + fence("sandbox verdict", feedback))
         for _ in range(max_requests):
             try:
                 response = self.client.create(system=self.system, tools=TOOLS, messages=self.messages,
