@@ -9,7 +9,9 @@ reproduce the sandbox run. Long parts fold into ``<details>``.
 
 Error messages, commit subjects, data values and model-written text are untrusted: they are
 fenced or escaped so they cannot break the layout, hide the rest of the body inside an HTML
-comment, forge Healer's markers, or mention people.
+comment, forge Healer's markers, or mention people. They may also hold secrets: each is
+redacted (``healer.redact``) before it is cut to length, values of columns named like secrets
+are masked whole, and the whole body, title and commit message get a last pass.
 
 The examples under ``docs/`` are rendered from fixed inputs by ``python docs/render_examples.py``.
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import re
 import shlex
+
+from healer.redact import is_secret_name, mask, mask_values, redact
 
 SAMPLE_DOUBT = ("The sandbox ran on a sample of the current inputs; values that only occur outside the "
                 "sample were not seen. Re-run the pipeline on the branch before merging if in doubt.")
@@ -102,15 +106,15 @@ def _plural(n: int, word: str) -> str:
 
 def pr_title(pipeline: str, patch) -> str:
     """``heal(<pipeline>): <root cause in words>``, one line, short enough for any forge."""
-    text = f"heal({pipeline}): {' '.join(str(patch.title).split())}"
+    text = redact(f"heal({pipeline}): {' '.join(str(patch.title).split())}")
     return text if len(text) <= 200 else text[:199] + "…"
 
 
 def commit_message(pipeline: str, patch, failure) -> str:
     """The commit on the healer branch: the title, why, and trailers that tie it to the heal."""
-    return (f"{pr_title(pipeline, patch)}\n\n{patch.rationale}\n\nFixer: {patch.fixer}\n"
-            f"Confidence: {patch.confidence:.2f}\nFailed run: #{failure.run_id} ({failure.error_class})\n"
-            f"Healer-Fingerprint: {failure.fingerprint}\n")
+    return redact(f"{pr_title(pipeline, patch)}\n\n{patch.rationale}\n\nFixer: {patch.fixer}\n"
+                  f"Confidence: {patch.confidence:.2f}\nFailed run: #{failure.run_id} ({failure.error_class})\n"
+                  f"Healer-Fingerprint: {failure.fingerprint}\n")
 
 
 def reproduce_commands(failure, branch: str) -> str:
@@ -191,7 +195,8 @@ def _render(failure, evidence, patch, verdict, timings, branch, draft, sample_pl
         lines += _details("Timings", table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in timings.items()]))
     lines += [f"<sub>Proposed by Healer on branch {_code(branch)}. Nothing reaches production until a person merges it.</sub>",
               "", markers(failure)]
-    return "\n".join(lines) + "\n"
+    # the last pass: whatever untrusted text a section let through (the diff, a check's detail)
+    return redact("\n".join(lines) + "\n")
 
 
 def _draft_reasons(patch, draft_below) -> list[str]:
@@ -226,13 +231,13 @@ def _summary(failure, evidence, patch, verdict, usage, draft, draft_below) -> li
     for name in ("output schema", "profile"):
         check = next((c for c in verdict.checks if c.name == name), None)
         if check and check.detail:
-            data.append(_safe(check.detail))
+            data.append(_safe(redact(check.detail)))
     doubts = len(_doubt_list(evidence, patch, verdict, draft, draft_below))
     return [
         "### Summary",
         f"- **What broke:** {_code(failure.pipeline)} failed at the `{failure.stage}` stage of run #{failure.run_id}{commit} "
         f"with {_code(failure.error_class)}: {failure.describe()}.",
-        f"- **Why:** {_safe(patch.title)}.",
+        f"- **Why:** {_safe(redact(patch.title))}.",
         f"- **The fix:** {_code(patch.fixer)} edits {files}.",
         f"- **The data after the fix:** " + ("; ".join(data) if data else "not measured") + ".",
         f"- **Validated:** {checks_ok}/{len(verdict.checks)} sandbox checks and {exp_ok}/{len(verdict.expectations)} "
@@ -244,17 +249,17 @@ def _summary(failure, evidence, patch, verdict, usage, draft, draft_below) -> li
 
 
 def _what_failed(failure) -> list[str]:
-    message = (failure.message or "").strip()
+    message = redact(failure.message or "").strip()  # redacted before it is cut
     shown = "\n".join(message.splitlines()[:ERROR_LINES])[:3_000] if message else failure.error_class
     lines = ["### What failed", _fence(shown), ""]
     if failure.failed_expectations:
         rows = [[e.get("expectation") or e.get("kind"),
                  "" if e.get("unexpected_count") is None else f"{e['unexpected_count']:,} of {e.get('element_count') or 0:,}",
-                 ", ".join(repr(v) for v in (e.get("examples") or [])[:5])]
+                 _examples(e)]
                 for e in failure.failed_expectations]
         lines += ["Expectations the output failed:", "", table(["expectation", "failing rows", "examples"], rows), ""]
     if failure.traceback:
-        trace = failure.traceback.strip().splitlines()
+        trace = redact(failure.traceback).strip().splitlines()
         cut = len(trace) > TRACEBACK_LINES
         lines += _details(f"Traceback (last {TRACEBACK_LINES} lines)" if cut else "Traceback",
                           _fence("\n".join(trace[-TRACEBACK_LINES:])))
@@ -262,7 +267,7 @@ def _what_failed(failure) -> list[str]:
 
 
 def _root_cause(evidence, patch) -> list[str]:
-    lines = ["### Root cause", _safe(patch.rationale), ""]
+    lines = ["### Root cause", _safe(redact(patch.rationale)), ""]
     drift = [list(r) for d in evidence.changed for r in d.rows()]
     last = f"run #{evidence.last_good.id}" if evidence.last_good else "no recorded good run"
     if drift:
@@ -273,7 +278,8 @@ def _root_cause(evidence, patch) -> list[str]:
     else:
         lines += ["No good run is recorded, so there is no schema to compare with.", ""]
     if evidence.commits:
-        rows = [[_code(c.sha[:10]), _cell_text(c.date[:10]), _cell_text(c.author), _code(c.subject[:100])] for c in evidence.commits]
+        rows = [[_code(c.sha[:10]), _cell_text(c.date[:10]), _cell_text(redact(c.author)), _code(redact(c.subject)[:100])]
+                for c in evidence.commits]
         lines += _details(f"Recent commits to the job ({len(evidence.commits)})",
                           _md_table(["commit", "date", "author", "subject"], rows))
     return lines
@@ -294,7 +300,8 @@ def _change(patch, diff_limit: int | None) -> list[str]:
 def _validation(evidence, verdict, sample_plan) -> list[str]:
     lines = ["### Validation",
              "The patched job ran on a deterministic sample of the current inputs, in an isolated warehouse:", "",
-             table(["check", "result", "detail"], [[c.name, "pass" if c.passed else "FAIL", c.detail] for c in verdict.checks]),
+             table(["check", "result", "detail"],
+                   [[c.name, "pass" if c.passed else "FAIL", redact(c.detail)] for c in verdict.checks]),
              ""]
     if verdict.expectations:
         rows = []
@@ -303,8 +310,9 @@ def _validation(evidence, verdict, sample_plan) -> list[str]:
             rows.append([e.get("expectation"), "pass" if e.get("success") else "FAIL",
                          _count(e.get("element_count")) if counted else "",
                          _count(e.get("unexpected_count")) if counted else "",
-                         e.get("error") or ("" if counted or e.get("observed") is None else f"observed {e['observed']}")
-                         or ", ".join(repr(v) for v in (e.get("examples") or [])[:5])])
+                         redact(e.get("error") or "") or ("" if counted or e.get("observed") is None
+                                                          else f"observed {_observed(e)}")
+                         or _examples(e)])
         lines += ["Every expectation on the sample output:", "",
                   table(["expectation", "result", "rows checked", "failing rows", "detail"], rows), ""]
     sizes = [[name, _count(rows), sample_plan.get(name, "")] for name, rows in verdict.sample_sizes.items()]
@@ -317,6 +325,23 @@ def _validation(evidence, verdict, sample_plan) -> list[str]:
                      else "; no good run is recorded to compare with."), ""]
     lines += _column_stats(evidence, verdict)
     return lines
+
+
+def _examples(result: dict) -> str:
+    """An expectation's example values: masked whole for a secret-named column, else redacted."""
+    return ", ".join(repr(v) for v in mask_values(result.get("column"), list(result.get("examples") or [])[:5]))
+
+
+def _observed(result: dict):
+    column = result.get("column")
+    return mask(result["observed"]) if column and is_secret_name(column) else redact(str(result["observed"]))
+
+
+def _stat_row(row: dict) -> dict:
+    """A profile row whose min/max are a secret column's values: masked whole (its null fractions stay)."""
+    if not is_secret_name(str(row.get("column", ""))):
+        return {k: redact(v) if isinstance(v, str) else v for k, v in row.items()}
+    return {k: mask(v) if k.startswith(("min", "max")) else v for k, v in row.items()}
 
 
 def _change_cell(before, after, percent: bool = False) -> str:
@@ -335,7 +360,7 @@ def _column_stats(evidence, verdict) -> list[str]:
     key |= {str(e.get("column")).lower() for e in verdict.expectations if e.get("column")}
     rows = [[r["column"], _change_cell(r.get("null_before"), r.get("null_after"), percent=True),
              _change_cell(r.get("min_before"), r.get("min_after")), _change_cell(r.get("max_before"), r.get("max_after"))]
-            for r in verdict.profile_rows]
+            for r in map(_stat_row, verdict.profile_rows)]
     headers = ["column", "nulls", "min", "max"]
     main = [r for r in rows if r[0].lower() in key] or rows[:12]
     rest = [r for r in rows if r not in main]
@@ -368,13 +393,13 @@ def _doubts(evidence, patch, verdict, draft, draft_below) -> list[str]:
 
 def _doubt_list(evidence, patch, verdict, draft, draft_below) -> list[str]:
     """Every doubt: the fixer's, the draft's reasons, missing comparisons, failed checks, the sample."""
-    doubts = [_safe(d) for d in patch.doubts]
+    doubts = [_safe(redact(d)) for d in patch.doubts]
     if draft:
         doubts += [f"Draft because {r}." for r in _draft_reasons(patch, draft_below)]
     if not evidence.last_good:
         doubts.append("No good run is recorded: the output schema and profile were not compared with a known good state.")
     if not evidence.lineage.exact:
         doubts.append("The lineage is approximate, so outputs not listed above may depend on the changed inputs too.")
-    doubts += [f"The {c.name} check did not pass: {_safe(c.detail)}" for c in verdict.checks if not c.passed]
+    doubts += [f"The {c.name} check did not pass: {_safe(redact(c.detail))}" for c in verdict.checks if not c.passed]
     doubts.append(SAMPLE_DOUBT)
     return doubts
