@@ -21,6 +21,7 @@ from typing import Any
 
 from healer.errors import ExpectationsError
 from healer.manifest import read_yaml
+from healer.redact import mask_if_secret
 
 
 @dataclass(frozen=True)
@@ -290,7 +291,9 @@ def run_expectations(df, expectations: list[Expectation], examples: int = 5) -> 
                 element_count=r.get("element_count"),
                 unexpected_count=r.get("unexpected_count"),
                 unexpected_percent=r.get("unexpected_percent"),
-                examples=[_plain(v) for v in (r.get("partial_unexpected_list") or [])][:examples],
+                # a secret column's failing values are masked where they are taken, before any report quotes them
+                examples=mask_if_secret(e.args.get("column"),
+                                        [_plain(v) for v in (r.get("partial_unexpected_list") or [])][:examples]),
                 observed=_plain(r.get("observed_value")),
                 error=error,
             )

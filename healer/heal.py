@@ -26,6 +26,7 @@ from healer.forges import get_forge
 from healer.ledger import Lease, Ledger, candidates, heals, lease_wait_seconds, utcnow
 from healer.manifest import load_manifest
 from healer.policy import Policy
+from healer.redact import redact, redact_json
 from healer.sandbox import Sandbox
 from healer.workspace import Workspace, branch_name
 
@@ -62,7 +63,8 @@ class Outcome:
         return EXIT_CODES[self.status]
 
     def to_json(self) -> dict:
-        return asdict(self)
+        # what leaves the heal (--json, the ledger, XCom): data and logs quoted in it are redacted
+        return redact_json(asdict(self))
 
 
 class _Timer:
@@ -246,7 +248,7 @@ class _Attempt:
         o.timings = dict(self.timer.timings)
         o.timings["total"] = round(sum(self.timer.timings.values()), 2)
         try:
-            self.ledger.update(heals, o.heal, status=o.status, reason=o.reason, fixer=o.fixer, branch=o.branch,
+            self.ledger.update(heals, o.heal, status=o.status, reason=redact(o.reason), fixer=o.fixer, branch=o.branch,
                                pr_id=o.pr, outcome=_jsonable(o.to_json()), finished_at=utcnow())
         finally:
             if self.lease is not None:
@@ -386,7 +388,7 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
             # Sampling needs only the inputs: it runs while the evidence is gathered.
             sandboxes.for_patch(None).prepare_in_background()
             evidence = gather(spark, failure, pipeline, last_good, repo=workspace.repo, expectations=expectations)
-            log(evidence.render())
+            log(redact(evidence.render()))
             attempt.outcome.evidence = _jsonable({k: v for k, v in evidence.to_json().items() if k != "failure"})
         except BaseException:
             sandboxes.close()
@@ -481,7 +483,7 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
         else:
             title = report.pr_title(failure.pipeline, lead.patch)
             message = report.commit_message(failure.pipeline, lead.patch, failure)
-        workspace.commit_on_branch(branch, message)
+        workspace.commit_on_branch(branch, redact(message))
         workspace.push(branch)
         for v in group:
             v.attempt.outcome.branch = branch  # pushed: say so even if opening the PR fails below
@@ -489,7 +491,7 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
                                  branch, draft, v.plan, draft_below=policy.draft_below) for v in group]
         body = bodies[0] if not storm else storm_body(group, bodies, fingerprint,
                                                       draft_below=policy.draft_below if draft else None)
-        pr = forge.open(title=title, body=body, branch=branch, base=workspace.base_branch, remote=workspace.remote_url,
+        pr = forge.open(title=redact(title), body=redact(body), branch=branch, base=workspace.base_branch, remote=workspace.remote_url,
                         draft=draft, pipeline=",".join(v.attempt.failure.pipeline for v in group),
                         fingerprint=fingerprint, heal_id=lead.attempt.outcome.heal)
     for v in group:
@@ -541,10 +543,12 @@ class _Trial:
             self.workspace.revert()
         self.outcome.candidates.append({"fixer": patch.fixer, "title": patch.title, "confidence": patch.confidence,
                                         "passed": verdict.passed, "reasons": verdict.reasons()})
-        self.ledger.insert(candidates, heal_id=self.outcome.heal, fixer=patch.fixer, title=patch.title,
-                           confidence=patch.confidence, patch=patch.to_json(), verdict=_jsonable(verdict.to_json()),
+        # the stored patch is for reading (nothing re-applies it: the branch holds the fix), so it is redacted too
+        self.ledger.insert(candidates, heal_id=self.outcome.heal, fixer=patch.fixer, title=redact(patch.title),
+                           confidence=patch.confidence, patch=_jsonable(patch.to_json()),
+                           verdict=_jsonable(verdict.to_json()),
                            passed=verdict.passed)
-        self.log(f"candidate {patch.fixer}: {'passed' if verdict.passed else 'failed: ' + '; '.join(verdict.reasons())}")
+        self.log(redact(f"candidate {patch.fixer}: {'passed' if verdict.passed else 'failed: ' + '; '.join(verdict.reasons())}"))
         return (patch, verdict) if verdict.passed else None
 
 
@@ -577,11 +581,12 @@ def _llm_rounds(llm, evidence, workspace, sandbox, trial, outcome, log):
 def _record(ledger: Ledger, failure: Failure, outcome: Outcome) -> None:
     outcome.heal = ledger.insert(heals, run_id=failure.run_id, pipeline=failure.pipeline, repo=failure.repo,
                                  fingerprint=failure.fingerprint, category=failure.category, status=outcome.status,
-                                 reason=outcome.reason, branch=outcome.branch, pr_id=outcome.pr,
+                                 reason=redact(outcome.reason), branch=outcome.branch, pr_id=outcome.pr,
                                  outcome=_jsonable(outcome.to_json()), started_at=utcnow(), finished_at=utcnow())
 
 
 def _jsonable(value):
+    """A record for the ledger: JSON-storable, with secrets redacted and secret columns masked."""
     from healer.ledger import jsonable
 
-    return jsonable(value)
+    return redact_json(jsonable(value))

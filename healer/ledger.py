@@ -206,14 +206,14 @@ class Ledger:
     # -- runs ---------------------------------------------------------------------------
     def start_run(self, record: RunRecord) -> RunRecord:
         """Insert a run in state 'running' and set its id."""
-        values = {k: getattr(record, k) for k in _RUN_FIELDS if k != "id"}
+        values = _stored({k: getattr(record, k) for k in _RUN_FIELDS if k != "id"})
         with self._begin() as conn:
             record.id = conn.execute(runs.insert().values(**values)).inserted_primary_key[0]
         return record
 
     def finish_run(self, record: RunRecord) -> RunRecord:
         """Store the final state of a run started with start_run."""
-        values = {k: getattr(record, k) for k in _RUN_FIELDS if k != "id"}
+        values = _stored({k: getattr(record, k) for k in _RUN_FIELDS if k != "id"})
         with self._begin() as conn:
             conn.execute(runs.update().where(runs.c.id == record.id).values(**values))
         return record
@@ -543,6 +543,19 @@ def _seconds(name: str, default: float, allow_zero: bool) -> float:
     if value < 0 or (value == 0 and not allow_zero) or value != value:
         raise ConfigError(f"{name}={raw!r}: expected a number of seconds{' >= 0' if allow_zero else ' > 0'}")
     return value
+
+
+def _stored(values: dict) -> dict:
+    """A run's values as stored: what it quotes from logs and data (the error, its parameters, the
+    traceback, failed expectations' examples) redacted. Schemas and profiles stay exact: later
+    heals compare them with the data."""
+    from healer.redact import redact, redact_json
+
+    for key in ("error_message", "traceback"):
+        values[key] = redact(values[key])
+    for key in ("error_params", "failed_expectations"):
+        values[key] = redact_json(values[key])
+    return values
 
 
 def _run(row) -> RunRecord:

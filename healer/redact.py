@@ -205,6 +205,15 @@ def mask_values(column: str | None, values: list) -> list:
     return [redact_value(v) for v in values]
 
 
+def mask_if_secret(names: str | list[str] | None, values: list) -> list:
+    """Values taken from data, masked whole when any of the names they come from (a column, the
+    identifiers of an expression) says secret, else unchanged: for where example values are made."""
+    names = [names] if isinstance(names, str) else list(names or [])
+    if any(is_secret_name(n) for name in names for n in re.findall(r"\w+", str(name))):
+        return [mask(v) for v in values]
+    return list(values)
+
+
 def redact_value(value: Any) -> Any:
     """Redact inside nested values (structs as dicts, arrays as lists) of sample data."""
     if isinstance(value, str):

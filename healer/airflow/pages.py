@@ -2,11 +2,25 @@
 
 Templates are kept here as strings (a wheel carries no loose template files) and rendered
 with Jinja2's autoescaping: every value shown comes from logs and data, so none is trusted.
+Every value is redacted as it is printed too (``finalize``), whatever a view passed in.
 """
 
 from __future__ import annotations
 
 import jinja2
+import markupsafe
+
+from healer.redact import redact
+
+
+def _shown(value):
+    """What a ``{{ ... }}`` prints: text with its secrets redacted (autoescaping follows).
+
+    Markup (a macro's output, such as the diff) is left alone: its own values were redacted
+    as the macro printed them, and redacting it again would turn it into text to escape.
+    """
+    return redact(value) if isinstance(value, str) and not isinstance(value, markupsafe.Markup) else value
+
 
 _BASE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -169,7 +183,7 @@ _ERROR = """{% extends "base" %}{% block title %}Healer · {{ title }}{% endbloc
 _env = jinja2.Environment(
     loader=jinja2.DictLoader({"base": _BASE, "diff": _DIFF, "heals": _HEALS, "heal": _HEAL, "prs": _PRS, "pr": _PR,
                               "task": _TASK, "error": _ERROR}),
-    autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True, finalize=_shown)
 
 
 def render(name: str, **values) -> str:

@@ -1,7 +1,9 @@
 """What the plugin's pages and JSON API show, read from the ledger (no Airflow, no Spark).
 
 Each function returns plain JSON-able dicts: the API returns them as they are and the
-pages render them.
+pages render them. Everything shown is redacted on the way out (``healer.redact``): the
+ledger holds error messages, tracebacks and examples quoted from data, and rows written
+before redaction existed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sqlalchemy as sa
 from healer.airflow import queue
 from healer.airflow.links import heal_path, pr_path
 from healer.ledger import Ledger, as_utc, candidates, heals, jsonable, prs, runs
+from healer.redact import redact_json
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -73,7 +76,7 @@ def heal_rows(ledger: Ledger, *, status: str | None = None, pipeline: str | None
     pr_ids = {r["pr_id"] for r in rows if r["pr_id"] is not None}
     failed = {r["id"]: r for r in ledger.select(runs, runs.c.id.in_(run_ids), limit=len(run_ids) or 1)} if run_ids else {}
     opened = {r["id"]: r for r in ledger.select(prs, prs.c.id.in_(pr_ids), limit=len(pr_ids) or 1)} if pr_ids else {}
-    return [_heal_json(r, failed.get(r["run_id"]), opened.get(r["pr_id"])) for r in rows]
+    return redact_json([_heal_json(r, failed.get(r["run_id"]), opened.get(r["pr_id"])) for r in rows])
 
 
 def _heal_json(heal: dict, run: dict | None, pr: dict | None) -> dict:
@@ -114,7 +117,7 @@ def heal_detail(ledger: Ledger, heal_id: int) -> dict | None:
     data["evidence"] = _evidence(ledger, run)
     data["pr_body"] = pr.get("body") if pr else None
     data["handoffs"] = [_handoff_json(h) for h in queue.for_run(ledger, heal["run_id"])] if run else []
-    return jsonable(data)
+    return redact_json(jsonable(data))
 
 
 def _reasons(verdict: Any) -> list[str]:
@@ -152,18 +155,18 @@ def _evidence(ledger: Ledger, run: dict | None) -> dict:
 
 
 def _handoff_json(row: dict) -> dict:
-    return {"id": row["id"], "failure": row["run_id"], "status": row["status"], "source": row.get("source"),
+    return redact_json({"id": row["id"], "failure": row["run_id"], "status": row["status"], "source": row.get("source"),
             "dag_id": row["dag_id"], "task_id": row["task_id"], "run_id": row["airflow_run_id"],
             "map_index": row["map_index"], "try_number": row["try_number"], "healer_dag_id": row.get("healer_dag_id"),
             "healer_run_id": row.get("healer_run_id"), "error": row.get("error"), "heal": row.get("heal_id"),
-            "outcome": row.get("outcome"), "updated_at": _iso(row.get("updated_at"))}
+            "outcome": row.get("outcome"), "updated_at": _iso(row.get("updated_at"))})
 
 
 def pr_rows(ledger: Ledger, *, status: str | None = None, limit: int = 100) -> list[dict]:
     """Pull requests, newest first."""
     where = [prs.c.status == status] if status else []
-    return [_pr_json(r) | {"pipeline": r.get("pipeline"), "heal": r.get("heal_id")}
-            for r in ledger.select(prs, *where, limit=limit)]
+    return redact_json([_pr_json(r) | {"pipeline": r.get("pipeline"), "heal": r.get("heal_id")}
+                        for r in ledger.select(prs, *where, limit=limit)])
 
 
 def pr_detail(ledger: Ledger, pr_id: int) -> dict | None:
@@ -171,9 +174,9 @@ def pr_detail(ledger: Ledger, pr_id: int) -> dict | None:
     row = ledger.get(prs, pr_id)
     if row is None:
         return None
-    return jsonable(_pr_json(row) | {"pipeline": row.get("pipeline"), "heal": row.get("heal_id"),
-                                     "remote": row.get("remote"), "body": row.get("body"),
-                                     "updated_at": _iso(row.get("updated_at"))})
+    return redact_json(jsonable(_pr_json(row) | {"pipeline": row.get("pipeline"), "heal": row.get("heal_id"),
+                                                 "remote": row.get("remote"), "body": row.get("body"),
+                                                 "updated_at": _iso(row.get("updated_at"))}))
 
 
 def task_view(ledger: Ledger, dag_id: str, run_id: str, task_id: str, map_index: int | None = None) -> dict:
@@ -191,8 +194,8 @@ def task_view(ledger: Ledger, dag_id: str, run_id: str, task_id: str, map_index:
         tries.append({"handoff": _handoff_json(h),
                       "heal": _heal_json(heal, ledger.get(runs, h["run_id"]), pr) if heal else None})
     pr = next((t["heal"]["pr"] for t in tries if t["heal"] and t["heal"]["pr"]), None)
-    return jsonable({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index,
-                     "tries": tries, "pr": pr})
+    return redact_json(jsonable({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index,
+                                 "tries": tries, "pr": pr}))
 
 
 def counts(ledger: Ledger) -> dict[str, int]:

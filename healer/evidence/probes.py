@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 
 from healer.evidence import jobscan
+from healer.redact import mask_if_secret
 
 # what each failure category needs probed: casts that may reject values, divisors that may
 # be zero, JSON paths that may have moved (an expectation on NULLs is how that shows), rows
@@ -181,7 +182,8 @@ def probe(spark, frames: dict, source: str, kind: str, input_columns: dict[str, 
                 if failing:
                     op = f"({operand})"
                     bad = df.where(F.expr(f"{op} IS NOT NULL AND TRY_CAST({op} AS {typ}) IS NULL"))
-                    examples = tuple(str(r[0])[:60] for r in bad.select(F.expr(op)).distinct().limit(5).collect())
+                    found = [str(r[0])[:60] for r in bad.select(F.expr(op)).distinct().limit(5).collect()]
+                    examples = tuple(mask_if_secret(operand, found))  # CAST(password AS INT): values never quoted
                 out.casts.append(CastProbe(input_name, operand, typ, rows, row.get(f"n{i}") or 0, failing, examples))
             for i, column in enumerate(zeros):
                 out.zeros.append(ZeroProbe(input_name, column, rows, row.get(f"z{i}") or 0))
