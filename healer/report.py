@@ -299,7 +299,8 @@ def _change(patch, diff_limit: int | None) -> list[str]:
 
 def _validation(evidence, verdict, sample_plan) -> list[str]:
     lines = ["### Validation",
-             "The patched job ran on a deterministic sample of the current inputs, in an isolated warehouse:", "",
+             "The patched job ran on a deterministic sample of the current inputs, as untrusted code: it passed a "
+             f"static gate, then ran in a separate worker process. Isolation: {_isolation(verdict)}.", "",
              table(["check", "result", "detail"],
                    [[c.name, "pass" if c.passed else "FAIL", redact(c.detail)] for c in verdict.checks]),
              ""]
@@ -325,6 +326,13 @@ def _validation(evidence, verdict, sample_plan) -> list[str]:
                      else "; no good run is recorded to compare with."), ""]
     lines += _column_stats(evidence, verdict)
     return lines
+
+
+def _isolation(verdict) -> str:
+    if getattr(verdict, "isolation", "bubblewrap") == "process":
+        return "**process only** (HEALER_SANDBOX=process: a scrubbed environment, but no namespaces; the fix " \
+               "could have reached files and the network)"
+    return "**bubblewrap** (no network but loopback, a read-only system, only the sampled inputs visible, no secrets)"
 
 
 def _examples(result: dict) -> str:
@@ -401,5 +409,8 @@ def _doubt_list(evidence, patch, verdict, draft, draft_below) -> list[str]:
     if not evidence.lineage.exact:
         doubts.append("The lineage is approximate, so outputs not listed above may depend on the changed inputs too.")
     doubts += [f"The {c.name} check did not pass: {_safe(redact(c.detail))}" for c in verdict.checks if not c.passed]
+    if getattr(verdict, "isolation", "bubblewrap") == "process":
+        doubts.append("Isolation: process only. The sandbox ran without bubblewrap (HEALER_SANDBOX=process), so "
+                      "the candidate was not kept from files or the network while it was validated.")
     doubts.append(SAMPLE_DOUBT)
     return doubts
