@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import traceback
 
 
 class Terminated(SystemExit):
@@ -32,6 +33,43 @@ def _exit_on_sigterm() -> None:
 
 
 def _cmd_heal(args) -> int:
+    """`healer heal`: whatever happens, one outcome; with --json, one JSON document on stdout."""
+    try:
+        return _heal(args)
+    except Exception as exc:  # the catch-all: --json promises an outcome, and a traceback is none
+        from healer.errors import HealerError
+
+        if isinstance(exc, HealerError):
+            if not args.json:
+                raise  # cli.main prints it as one line, as for every command
+            reason = _one_line(exc)
+        else:
+            reason = f"unexpected {type(exc).__name__}: {_one_line(exc)}"
+            # the traceback is for whoever debugs Healer: stderr, never stdout (which --json keeps for the outcome)
+            print(f"healer heal: {reason}\n{traceback.format_exc()}", file=sys.stderr, end="")
+        if args.json:
+            outcome = _error_outcome(args, reason)
+            print(json.dumps([outcome] if args.all else outcome, default=str))
+        else:
+            print(f"healer: {reason}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:500] or type(exc).__name__
+
+
+def _error_outcome(args, reason: str) -> dict:
+    """An `error` outcome of the usual shape, for a heal that could not produce its own."""
+    try:
+        from healer.heal import Outcome
+
+        return Outcome("error", reason, pipeline=args.pipeline, failure=args.failure).to_json()
+    except Exception:  # noqa: BLE001 - the heal module may be what failed to import
+        return {"status": "error", "reason": reason, "pipeline": args.pipeline, "failure": args.failure}
+
+
+def _heal(args) -> int:
     from healer.runner.warm import warm_up_for_heal
 
     _exit_on_sigterm()
@@ -52,6 +90,8 @@ def _cmd_heal(args) -> int:
         return 1 if 1 in codes else 0 if 0 in codes else 3
     if not args.pipeline and args.failure is None:
         print("healer: heal needs --pipeline NAME, --failure ID or --all", file=sys.stderr)
+        if args.json:
+            print(json.dumps(_error_outcome(args, "heal needs --pipeline NAME, --failure ID or --all"), default=str))
         return 1
     outcome = heal(args.repo, args.pipeline, args.failure, dry_run=args.dry_run, log=log)
     if args.json:

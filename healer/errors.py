@@ -7,6 +7,10 @@
     ├── RunFailed                a pipeline run failed at a stage (input, job, audit, publish)
     ├── WorkspaceError           a repo that cannot be cloned, is dirty or cannot be pushed
     ├── ForgeError               a pull request that cannot be opened, read or merged
+    ├── LLMUnavailable           the model cannot be asked: no key, API failing, deadline passed
+    │   └── LLMBudgetSpent       the heal's token budget is spent
+    ├── ModelAnswerError         a model reply that is not a usable answer (malformed, not JSON)
+    │   └── ReplyTooLarge        a reply over the size cap
     └── LedgerError              the ledger cannot be read or written
 """
 
@@ -48,3 +52,19 @@ class ForgeError(HealerError):
 
 class LedgerError(HealerError):
     """The ledger could not be read or written."""
+
+
+class LLMUnavailable(HealerError):
+    """The model could not be asked: no key, the API kept failing, or the heal's model deadline passed."""
+
+
+class LLMBudgetSpent(LLMUnavailable):
+    """The heal's token budget is spent: a limit reached, like the round limit, not an outage."""
+
+
+class ModelAnswerError(HealerError):
+    """A model reply that is not a usable answer: not a Messages API message, malformed, or too big."""
+
+
+class ReplyTooLarge(ModelAnswerError):
+    """A reply over the size cap: refused unread, never sent back; the model may be asked for a shorter one."""

@@ -575,6 +575,12 @@ def _llm_rounds(llm, evidence, workspace, sandbox, trial, outcome, log):
     outcome.llm["usage"] = session.usage.to_json(session.model)
     if best:
         best[0].details["usage"] = outcome.llm["usage"]
+    elif session.failure is not None:
+        # Unreachable, past its deadline, or answering garbage: an error (exit 1), not a decline;
+        # heal() turns it into the outcome, with what the model cost so far already recorded above.
+        outcome.llm["error"] = str(session.failure)
+        outcome.llm["unusable_answers"] = session.malformed
+        raise session.failure
     return best
 
 

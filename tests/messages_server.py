@@ -1,7 +1,9 @@
 """A local HTTP server that speaks enough of Anthropic's Messages API for the real SDK.
 
 Answers are scripted: each request pops the next (status, body, headers). Every request
-is recorded (path, headers, JSON body) so tests can assert what left the machine.
+is recorded (path, headers, JSON body) so tests can assert what left the machine. A hostile
+gateway is scripted too: ``Raw`` bytes (not JSON, no content-length), ``Hang`` (answer late,
+or never), ``Trickle`` (a body a few bytes at a time).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _ids = itertools.count(1)
@@ -40,12 +44,42 @@ def error(status: int, kind: str, message: str, retry_after_ms: int | None = 5) 
     return status, {"type": "error", "error": {"type": kind, "message": message}}, headers
 
 
+@dataclass
+class Raw:
+    """An answer sent byte for byte: a body that is not JSON, or one without a content-length
+    (HTTP/1.0: the body ends when the connection closes)."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    content_length: bool = True
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class Hang:
+    """Say nothing for ``seconds`` (cut short when the server stops), then answer ``then``, if given."""
+
+    seconds: float
+    then: object = None
+
+
+@dataclass
+class Trickle:
+    """A 200 whose body comes ``step`` bytes every ``every_s`` seconds."""
+
+    body: bytes
+    step: int = 1
+    every_s: float = 0.2
+
+
 class MessagesServer:
     """``with MessagesServer() as server:`` then point ANTHROPIC_BASE_URL at ``server.url``."""
 
     def __init__(self, script: list | None = None):
         self.script = list(script or [])
         self.requests: list[dict] = []
+        self.stopping = threading.Event()  # wakes Hang handlers, so that stopping the server is quick
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -61,8 +95,42 @@ class MessagesServer:
                     return self._send(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}}, {})
                 if not outer.script:
                     return self._send(500, {"type": "error", "error": {"type": "api_error", "message": "script exhausted"}}, {})
-                status, payload, headers = outer.script.pop(0)
+                answer = outer.script.pop(0)
+                try:
+                    self._answer(answer)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (its timeout, its deadline): as it should
+
+            def _answer(self, answer):
+                if isinstance(answer, Hang):
+                    if outer.stopping.wait(answer.seconds) or answer.then is None:
+                        return
+                    return self._answer(answer.then)
+                if isinstance(answer, Raw):
+                    return self._send_raw(answer.status, answer.body, answer.content_type, answer.headers,
+                                          answer.content_length)
+                if isinstance(answer, Trickle):
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.end_headers()
+                    for i in range(0, len(answer.body), answer.step):
+                        if outer.stopping.wait(answer.every_s):
+                            return
+                        self.wfile.write(answer.body[i:i + answer.step])
+                        self.wfile.flush()
+                    return
+                status, payload, headers = answer
                 self._send(status, payload, headers)
+
+            def _send_raw(self, status, data, content_type, headers, content_length=True):
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                if content_length:
+                    self.send_header("content-length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
 
             def _send(self, status, payload, headers):
                 data = json.dumps(payload).encode()
@@ -79,10 +147,12 @@ class MessagesServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # a short poll: shutdown() waits for it, once per test
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def __exit__(self, *exc):
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

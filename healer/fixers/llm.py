@@ -6,6 +6,13 @@ Edits that do not apply, touch files outside the pipeline's own, or leave SQL th
 cannot parse are refused before the sandbox and the reason goes back to the model. Sandbox
 verdicts go back too, for another round, within a round limit and a token budget.
 
+An answer that is not a well-formed tool call (no tool call, an unknown tool, an input that
+breaks the tool's schema, cut off at max_tokens, over the size cap, not JSON at all) is
+refused: the model is told why, and the answer itself is never kept in the conversation, so
+nothing malformed or oversized travels back in the next request. After ``MAX_MALFORMED``
+such answers the heal ends ``error`` with the last one's reason; a model that cannot be
+reached ends it ``error`` "model unavailable: ...". A model that declines is a decline.
+
 The model never chooses what files, commands or credentials are used: the allowed files
 are fixed here from the manifest, and everything read from data, logs and commit
 messages is redacted and fenced as untrusted.
@@ -15,11 +22,14 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from healer.errors import HealerError
 from healer.fixers.base import FileEdit, Patch
-from healer.llm_client import LLMClient, LLMConfig, LLMUnavailable
+from healer.llm_client import (LLMBudgetSpent, LLMClient, LLMConfig, LLMUnavailable, ModelAnswerError, Reply,
+                               ReplyTooLarge)
 from healer.redact import fence, fence_rows, redact, redact_json
 
 SYSTEM_PROMPT = """You repair broken Spark data pipelines for Healer.
@@ -84,6 +94,8 @@ TOOLS = [
 ]
 
 MAX_SAMPLE_ROWS = 5
+MAX_MALFORMED = 3  # malformed answers in one heal before it ends in error
+TOOL_SCHEMAS = {tool["name"]: tool["input_schema"] for tool in TOOLS}
 
 
 def allowed_files(pipeline, root: Path) -> list[str]:
@@ -181,7 +193,8 @@ def check_edits(raw_edits, files: list[str], root: Path, kind: str) -> EditCheck
     for i, e in enumerate(raw_edits, 1):
         path = str((e or {}).get("path", "")).lstrip("./") if isinstance(e, dict) else ""
         if path not in files:
-            problems.append(f"edit {i}: '{path}' is not an allowed file (allowed: {', '.join(files)}); nothing was applied")
+            shown = path if len(path) <= 120 else path[:120] + "..."  # what goes back to the model stays small
+            problems.append(f"edit {i}: '{shown}' is not an allowed file (allowed: {', '.join(files)}); nothing was applied")
             continue
         text = contents.setdefault(path, (root / path).read_text())
         search, replace = e.get("search"), e.get("replace")
@@ -228,6 +241,81 @@ def _syntax_problem(path: str, text: str, kind: str) -> str | None:
     return None
 
 
+def schema_problem(value, schema: dict, where: str) -> str | None:
+    """The first way ``value`` breaks ``schema`` (the part of JSON Schema that TOOLS uses), or None.
+
+    TOOLS is the one source of truth: what the model is told is what is checked.
+    """
+    kind = schema.get("type")
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"{where} must be a number, not {_json_kind(value)}"
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if (low is not None and value < low) or (high is not None and value > high):
+            return f"{where} must be between {low} and {high}, not {value:g}"
+        return None
+    expected = {"object": dict, "array": list, "string": str, "boolean": bool}.get(kind)
+    if expected is not None and not isinstance(value, expected):
+        return f"{where} must be {'an' if kind[0] in 'ao' else 'a'} {kind}, not {_json_kind(value)}"
+    if kind == "object":
+        for name in schema.get("required", []):
+            if value.get(name) is None:
+                return f"{where}.{name} is missing"
+        for name, sub in schema.get("properties", {}).items():
+            if value.get(name) is not None:  # an optional field sent as null counts as left out
+                problem = schema_problem(value[name], sub, f"{where}.{name}")
+                if problem:
+                    return problem
+    elif kind == "array":
+        if len(value) < schema.get("minItems", 0):
+            return f"{where} must have at least {schema['minItems']} item(s)"
+        for i, item in enumerate(value):
+            problem = schema_problem(item, schema.get("items", {}), f"{where}[{i}]")
+            if problem:
+                return problem
+    return None
+
+
+def _json_kind(value) -> str:
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), (str, "a string"), (list, "an array"), (dict, "an object"),
+                       ((int, float), "a number")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def read_answer(reply: Reply, max_tokens: int) -> tuple[dict | None, str | None]:
+    """The reply's one tool call, well formed; or, in one line the model is told too, why it is not usable."""
+    if reply.stop_reason == "max_tokens":
+        return None, f"the answer was cut off at the {max_tokens}-token limit; keep the edits small"
+    calls = [b for b in reply.content if b["type"] == "tool_use"]
+    if not calls:
+        return None, "the answer has no tool call; answer with exactly one: propose_fix or decline"
+    if len(calls) > 1:
+        return None, f"the answer has {len(calls)} tool calls; exactly one is expected"
+    call = calls[0]
+    if not isinstance(call.get("id"), str) or not call["id"]:
+        return None, "the tool call has no id"
+    if call.get("name") not in TOOL_SCHEMAS:
+        return None, f"unknown tool {str(call.get('name'))[:40]!r}; use propose_fix or decline"
+    problem = schema_problem(call.get("input"), TOOL_SCHEMAS[call["name"]], call["name"])
+    return (None, problem) if problem else (call, None)
+
+
+def _kept(content: list[dict]) -> list[dict]:
+    """What of a well-formed answer goes back in the conversation: its text and its tool call, field by
+    field (the API refuses empty text blocks; anything else the gateway added stays out)."""
+    kept = []
+    for block in content:
+        if block["type"] == "text" and isinstance(block.get("text"), str) and block["text"].strip():
+            kept.append({"type": "text", "text": block["text"]})
+        elif block["type"] == "tool_use":
+            kept.append({"type": "tool_use", "id": block["id"], "name": block["name"], "input": block["input"]})
+    return kept
+
+
 class LLMFixer:
     """Makes one LLMSession per heal. Off (with a reason) when there is no API key."""
 
@@ -259,6 +347,9 @@ class LLMSession:
         self.system = [{"type": "text", "text": SYSTEM_PROMPT, "cache_control": {"type": "ephemeral"}}]
         self.reason = ""
         self.refusals: list[str] = []  # every edit refused before the sandbox, with why
+        self.malformed: list[str] = []  # every answer refused as unusable, with why
+        # Set when the heal must end `error`, not `declined`: the model unreachable, or answering garbage.
+        self.failure: HealerError | None = None
         self._pending_tool_id: str | None = None
 
     @property
@@ -270,38 +361,75 @@ class LLMSession:
         return self.client.usage
 
     def propose(self, feedback: str | None = None, max_requests: int = 3) -> Patch | None:
-        """The next candidate, or None (``reason`` says why). ``feedback``: the last verdict."""
+        """The next candidate, or None: ``reason`` says why, and ``failure`` is set when that is an
+        error (model unavailable, answers unusable) rather than a decline. ``feedback``: the last verdict."""
         if feedback is not None and self._pending_tool_id:
             # the verdict quotes data (failing values, error messages): fenced like the evidence
             self._answer("The sandbox rejected this fix. Fix the job again.\n" + fence("sandbox verdict", feedback))
+        last_unusable = None
         for _ in range(max_requests):
             try:
-                response = self.client.create(system=self.system, tools=TOOLS, messages=self.messages,
-                                              tool_choice={"type": "any"})
-            except LLMUnavailable as exc:
+                reply = self.client.create(system=self.system, tools=TOOLS, messages=self.messages,
+                                           tool_choice={"type": "any"})
+            except LLMBudgetSpent as exc:  # a limit reached, like the round limit: a decline
                 self.reason = str(exc)
                 return None
-            self.messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in response.content]})
-            call = next((b for b in response.content if getattr(b, "type", "") == "tool_use"), None)
-            if call is None:
-                self.reason = "the model answered without a tool call"
+            except LLMUnavailable as exc:
+                self.reason = str(exc)
+                self.failure = LLMUnavailable(f"model unavailable: {exc}")
                 return None
-            self._pending_tool_id = call.id
-            if call.name == "decline":
-                self.reason = f"the model declined: {str((call.input or {}).get('reason', ''))[:300]}"
+            except ModelAnswerError as exc:
+                # Not a message, or too big to read: nothing of it is kept. Only a size problem is
+                # worth telling the model; a body that is not JSON is the gateway's, so just ask again.
+                last_unusable = str(exc)
+                if self._unusable(last_unusable, tell=isinstance(exc, ReplyTooLarge)):
+                    continue
                 return None
-            if call.name != "propose_fix":
-                self._answer(f"Unknown tool {call.name}; use propose_fix or decline.")
-                continue
-            data = call.input or {}
-            check = check_edits(data.get("edits"), self.files, self.root, self.evidence.pipeline.kind)
+            if reply.stop_reason == "refusal":  # the API's own refusal: the model would not answer
+                self.reason = "the model declined: it refused to answer (stop_reason refusal)"
+                return None
+            call, problem = read_answer(reply, self.client.config.max_tokens)
+            if problem:
+                last_unusable = problem
+                if self._unusable(problem):
+                    continue
+                return None
+            last_unusable = None
+            self.messages.append({"role": "assistant", "content": _kept(reply.content)})
+            self._pending_tool_id = call["id"]
+            data = call["input"]
+            if call["name"] == "decline":
+                self.reason = f"the model declined: {data['reason'][:300]}"
+                return None
+            check = check_edits(data["edits"], self.files, self.root, self.evidence.pipeline.kind)
             if not check.ok:
                 self.refusals.extend(check.problems)
                 self._answer("Refused before the sandbox:\n- " + "\n- ".join(check.problems))
                 continue
             return self._patch(data, check.edits)
+        if last_unusable is not None:  # the round's requests ran out on an unusable answer
+            self.failure = ModelAnswerError(f"model answer unusable: {last_unusable} "
+                                            f"({len(self.malformed)} answers refused)")
+            return None
         self.reason = "the model's edits were refused: " + "; ".join(self.refusals[-3:])
         return None
+
+    def _unusable(self, problem: str, tell: bool = True) -> bool:
+        """Count an unusable answer; True when the model may answer again (told why, when ``tell``).
+
+        The answer itself is never kept: a placeholder takes its turn, so nothing malformed or
+        oversized goes back to the API (which would refuse a malformed tool call anyway).
+        """
+        self.malformed.append(problem)
+        self.reason = f"the model's answer was unusable: {problem}"
+        if len(self.malformed) >= MAX_MALFORMED:
+            self.failure = ModelAnswerError(f"model answer unusable: {problem} ({len(self.malformed)} answers refused)")
+            return False
+        if tell:
+            self.messages.append({"role": "assistant", "content": [{"type": "text", "text": "(answer refused, not kept)"}]})
+            self.messages.append({"role": "user", "content": f"Your last answer was refused: {problem}. Answer again "
+                                  "with exactly one tool call, propose_fix or decline, whose input follows the tool's schema."})
+        return True
 
     def _answer(self, text: str) -> None:
         self.messages.append({"role": "user", "content": [
@@ -309,16 +437,14 @@ class LLMSession:
         self._pending_tool_id = None
 
     def _patch(self, data: dict, edits: list[FileEdit]) -> Patch:
-        try:
-            confidence = max(0.0, min(float(data.get("confidence", 0.5)), 1.0))
-        except (TypeError, ValueError):
-            confidence = 0.5
-        doubts = [str(d)[:500] for d in (data.get("doubts") or []) if str(d).strip()]
+        # read_answer checked the input against the tool's schema: the types are right here
+        confidence = max(0.0, min(float(data["confidence"]), 1.0))
+        doubts = [d[:500] for d in (data.get("doubts") or []) if d.strip()]
         doubts.append(f"Proposed by a language model ({self.model}); the sandbox validated it on a sample only.")
         return Patch(
             fixer=f"llm:{self.model}",
-            title=str(data.get("root_cause") or "repair proposed by the model")[:200],
-            rationale=str(data.get("rationale") or "")[:3000],
+            title=(" ".join(data["root_cause"].split()) or "repair proposed by the model")[:200],
+            rationale=data["rationale"][:3000],
             confidence=round(confidence, 3),
             edits=edits,
             changes_meaning=bool(data.get("changes_meaning")),
