@@ -148,6 +148,21 @@ def test_the_sweep_abandons_expired_and_leaseless_running_heals(ledger_url, monk
     assert ledger.abandon_expired() == []  # nothing twice
 
 
+def test_the_healer_dag_sweep_closes_the_hand_off_of_an_abandoned_heal(ledger_url):
+    from healer.airflow import queue
+    from healer.airflow.dag import sweep
+
+    ledger = Ledger(ledger_url)
+    handoff = queue.enqueue(ledger, 7, queue.TaskKey("etl", "revenue", "run-1", 1), pipeline="p", source="callback")
+    assert queue.claim(ledger, "healer-run-1", failure=7) == [7]
+    dead = ledger.take_lease("cause", heal_row(run_id=7), seconds=0.2)
+    time.sleep(0.3)
+    [abandoned] = sweep(ledger)
+    assert abandoned.heal_id == dead.heal_id
+    row = ledger.get(queue.handoffs, handoff)
+    assert (row["status"], row["heal_id"], row["outcome"]) == ("done", dead.heal_id, "abandoned")
+
+
 def test_lease_settings_are_checked(monkeypatch):
     from healer.errors import ConfigError
     from healer.ledger import lease_seconds, lease_wait_seconds
