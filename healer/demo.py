@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from healer.examples import template_dir
+
 PIPELINE = "revenue_by_category"
 
 
@@ -25,19 +27,12 @@ def _git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
 
 
-def pipelines_dir() -> Path:
-    here = Path(__file__).resolve().parents[1] / "pipelines"
-    if not (here / "healer.yml").is_file():
-        raise SystemExit(f"healer demo: example pipelines not found at {here} (run it from a clone of the Healer repo)")
-    return here
-
-
 def make_repo(repo: Path, origin: Path, *, template: Path | None = None, data: Path | None = None,
               author: tuple[str, str] = ("Data Team", "data@example.com")) -> Path:
-    """A git repo of a pipelines folder (default: the example pipelines) at ``repo``, with a
+    """A git repo of a pipelines folder (default: the example retail pipelines) at ``repo``, with a
     copy of ``data`` under data/ (ignored by git), committed by ``author`` (name, email, also
     the repo's identity for later commits) and pushed to a bare ``origin``."""
-    shutil.copytree(template or pipelines_dir(), repo,
+    shutil.copytree(template or template_dir(), repo,
                     ignore=shutil.ignore_patterns("data", "output", "__pycache__", "*.pyc"))
     if data is not None:
         shutil.copytree(data, repo / "data")
@@ -54,10 +49,9 @@ def make_repo(repo: Path, origin: Path, *, template: Path | None = None, data: P
 
 
 def run_demo(rows: int = 50000, keep: bool = False) -> int:
-    from pipelines import drift
-    from pipelines.generate import generate, write
-
     from healer.errors import RunFailed
+    from healer.examples import drift
+    from healer.examples.generate import generate, write
     from healer.expectations import preload
     from healer.forges import LocalForge
     from healer.heal import heal
@@ -70,6 +64,11 @@ def run_demo(rows: int = 50000, keep: bool = False) -> int:
     repo, origin = base / "retail", base / "retail-origin.git"
     os.environ["HEALER_HOME"] = str(base / ".healer")
     os.environ.pop("HEALER_LEDGER_URL", None)
+    if not os.environ.get("HEALER_SANDBOX") and shutil.which("bwrap") is None:
+        # The demo's fix is a rule's, which the weaker mode may run; a real heal would stop here.
+        print("note: bubblewrap (bwrap) is not installed, so this demo's sandbox runs in process-only isolation "
+              "(HEALER_SANDBOX=process); install it with: apt-get install bubblewrap")
+        os.environ["HEALER_SANDBOX"] = "process"
     preload()
     start_spark("healer-demo", quick_jit=True)  # starts while the repo and the data are made
 

@@ -1,6 +1,6 @@
 """Seeded retail data: customers, products, orders, order_items, payments.
 
-    python -m pipelines.generate --rows 100000 --out data/
+    python -m healer.examples.generate --rows 100000 --out data/
 
 ``--rows`` is the number of order lines; the other tables scale with it. The same seed
 always gives the same data. Columnar generation with numpy writes millions of rows in
@@ -127,8 +127,8 @@ def write(tables: dict[str, pa.Table], out: Path) -> None:
         pq.write_table(table, folder / "part-00000.parquet", row_group_size=1_000_000)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.generate", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m healer.examples.generate") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="order lines to generate (default 100000)")
     parser.add_argument("--out", type=Path, required=True, help="directory to write the tables into")
     parser.add_argument("--seed", type=int, default=7)
