@@ -21,7 +21,7 @@ import pytest
 from healer.errors import LedgerError, RunFailed
 from healer.failure import from_run
 from healer.forges import LocalForge
-from healer.ledger import Lease, Ledger, LeaseRow, RunRecord, heals, leases, prs, utcnow
+from healer.ledger import Lease, Ledger, LeaseRow, RunRecord, heals, prs, utcnow
 from healer.runner.run import run_pipeline
 from pipelines import drift
 
