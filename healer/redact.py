@@ -86,7 +86,10 @@ _TYPE_NAME = re.compile(r"(?i)(?:string|varchar|char|int|integer|bigint|long|sho
 _EMPTY_VALUES = {"", "null", "none", "nil", "undefined", "true", "false", "***", "<redacted>"}
 
 _ASSIGNMENT = re.compile(
-    r"(?<![\w.])(?P<name>[A-Za-z_][\w.-]*)(?=[\"']?\s*(?:=>|:=|[:=]))"  # a name (only secret-looking ones are kept)
+    # a name with a telling word in it (so `https:` or `sort=` never swallow what follows); the
+    # callback decides whether it really says secret
+    r"(?<![\w.])(?=[\w.-]*(?i:pass|pwd|secret|token|key|cred|ssn|auth|cookie|session|signature|social))"
+    r"(?P<name>[A-Za-z_][\w.-]*)(?=[\"']?\s*(?:=>|:=|[:=]))"
     r"(?P<sep>[\"']?\s*(?:=>|:=|[:=])\s*)"
     r"(?!\[REDACTED:)(?P<value>\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|[^\s'\",;&<>(){}\[\]]+)")
 

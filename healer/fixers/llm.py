@@ -130,7 +130,13 @@ def build_prompt(evidence, files: list[str], root: Path) -> str:
              f"`{f.stage}` stage. Fix the job so it runs and its output passes the expectations."]
     parts.append("Allowed files (edit nothing else):\n" + "\n".join(f"- {name}" for name in files))
     for name in files:
-        parts.append(f"File `{name}`:\n```\n{(root / name).read_text()}\n```")
+        # a secret written into the job (a DSN with its password) is not sent either; check_edits
+        # refuses any edit through the tag, so no fix can write the tag back in its place
+        source = (root / name).read_text()
+        shown = redact(source)
+        hidden = " (secrets in it are shown as [REDACTED:...]: edit around them, never through them)" \
+            if shown != source else ""
+        parts.append(f"File `{name}`{hidden}:\n```\n{shown}\n```")
     inputs = "\n".join(f"- {spec.name}: {redact(spec.location)}" for spec in p.inputs.values())
     parts.append(f"Inputs (logical name: location):\n{inputs}")
     # redacted before it is cut, so a cut cannot leave half a key that no pattern recognises
@@ -200,6 +206,10 @@ def check_edits(raw_edits, files: list[str], root: Path, kind: str) -> EditCheck
         search, replace = e.get("search"), e.get("replace")
         if not isinstance(search, str) or not isinstance(replace, str) or not search:
             problems.append(f"edit {i}: `search` and `replace` must be strings and `search` non-empty")
+            continue
+        if "[REDACTED:" in search + replace and "[REDACTED:" not in text:
+            problems.append(f"edit {i} to {path}: it holds a [REDACTED:...] tag, a secret hidden from you; "
+                            "edit around it, never through it")
             continue
         count = text.count(search)
         if count != 1:

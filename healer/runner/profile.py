@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from healer.ledger import jsonable
+from healer.redact import is_secret_name, redact
 
 _ORDERABLE = ("byte", "short", "integer", "long", "float", "double", "decimal", "string", "date", "timestamp", "boolean")
 _NUMERIC = ("byte", "short", "integer", "long", "float", "double", "decimal")
@@ -54,5 +55,21 @@ def profile(df, row_limit: int | None = None) -> dict[str, Any]:
             col.update(distinct=row[f"d{i}"], min=jsonable(row[f"lo{i}"]), max=jsonable(row[f"hi{i}"]))
         if f"s{i}" in row:
             col["sum"] = jsonable(row[f"s{i}"])
-        columns[field.name] = col
+        columns[field.name] = _without_secrets(field.name, col)
     return {"row_count": rows, "columns": columns, **({"sampled_rows": row_limit} if row_limit else {})}
+
+
+def _without_secrets(name: str, col: dict) -> dict:
+    """A column profile fit to store and quote: profiles go to the ledger and into PR bodies.
+
+    A column named like a secret (password, api_token) keeps its counts, never its values; a
+    text min/max is redacted (a DSN with its password, a key). Every profile is made the same
+    way, so the last good run's and today's still compare alike; rename scoring and the rules
+    treat a missing range as unknown.
+    """
+    if is_secret_name(name):
+        return {k: v for k, v in col.items() if k not in ("min", "max", "sum")}
+    for key in ("min", "max"):
+        if isinstance(col.get(key), str):
+            col[key] = redact(col[key])
+    return col
