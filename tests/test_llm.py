@@ -234,6 +234,22 @@ def test_heal_with_the_model_first_round_then_second_round_after_feedback(spark,
 @pytest.mark.spark
 @pytest.mark.slow
 def test_without_a_key_rules_still_heal_and_the_outcome_says_llm_off(spark, ledger, pipeline_repo):
+    # a renamed column: a rule's repair, which needs no model
+    run_pipeline(pipeline_repo, "revenue_by_category", spark=spark, ledger=ledger)
+    drift.rename_column(pipeline_repo / "data", "order_items", "unit_price", "item_price")
+    with pytest.raises(RunFailed):
+        run_pipeline(pipeline_repo, "revenue_by_category", spark=spark, ledger=ledger)
+    outcome = heal(pipeline_repo, "revenue_by_category", spark=spark, ledger=ledger)
+    assert outcome.status == "proposed" and outcome.fixer == "rule:renamed_column", outcome.reason
+    assert outcome.llm == {"enabled": False, "reason": "LLM off: ANTHROPIC_API_KEY is not set"}
+    out = subprocess.run(["git", "ls-remote", "--heads", "origin"], cwd=pipeline_repo, capture_output=True, text=True).stdout
+    assert f"refs/heads/{outcome.branch}" in out
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_without_a_key_what_no_rule_fixes_is_declined_and_the_reason_says_llm_off(spark, ledger, pipeline_repo):
+    # a dropped column: no rule can bring it back, and the model that might is off
     run_pipeline(pipeline_repo, "revenue_by_category", spark=spark, ledger=ledger)
     drift.drop_column(pipeline_repo / "data", "order_items", "discount")
     with pytest.raises(RunFailed):

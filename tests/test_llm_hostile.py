@@ -460,9 +460,7 @@ CLI_CASES = {
                         "model answer unusable: propose_fix must be an object, not an array"),
     "body is not JSON": ([Raw(200, b"<html>oops</html>", "text/html")] * MAX_MALFORMED,
                          "model answer unusable: the API answered with a body that is not JSON (text/html, 17 bytes)"),
-    "outage": ([error(500, "api_error", "Internal server error")] * 2,
-               "model unavailable: LLM API answered 500 after 1 retries"),
-}
+}  # an outage through the CLI is the same outcome: test_heal_with_the_model_down_is_an_error_not_a_decline
 
 
 @pytest.mark.spark
