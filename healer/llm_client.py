@@ -263,7 +263,8 @@ class LLMClient:
     def _raise_status(exc) -> NoReturn:
         headers = exc.response.headers
         should = headers.get("x-should-retry")
-        retry = should == "true" or (should != "false" and (exc.status_code in (408, 409, 429) or exc.status_code >= 500))
+        retryable = exc.status_code in (408, 409, 429) or exc.status_code >= 500
+        retry = should == "true" or (should != "false" and retryable)
         raise _AttemptFailed(f"answered {exc.status_code}", retry=retry, wait=_retry_after(headers),
                              detail=_first_line(exc)) from None
 
@@ -289,8 +290,8 @@ class LLMClient:
             data = json.loads(body, parse_constant=_no_constant)
         except (ValueError, RecursionError):
             self.usage.add(None)  # answered, and probably billed, but nothing says how much
-            raise ModelAnswerError(f"the API answered with a body that is not JSON ({content_type or 'no content type'}, "
-                                   f"{_size(len(body))})") from None
+            raise ModelAnswerError(f"the API answered with a body that is not JSON "
+                                   f"({content_type or 'no content type'}, {_size(len(body))})") from None
         self.usage.add(data.get("usage") if isinstance(data, dict) else None)
         if not isinstance(data, dict) or data.get("type", "message") != "message":
             kind = data.get("type") if isinstance(data, dict) else type(data).__name__

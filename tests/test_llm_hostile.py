@@ -11,6 +11,7 @@ all model calls of a heal take; an oversized reply is never read whole nor sent 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
@@ -103,7 +104,7 @@ MALFORMED = {
     "body is not JSON": (Raw(200, f"<html>502 Bad Gateway {MARK}</html>".encode(), "text/html"),
                          "the API answered with a body that is not JSON (text/html, ", False),
     "empty body": (Raw(200, b""), "the API answered with a body that is not JSON (application/json, 0 bytes)", False),
-    "NaN in JSON": (Raw(200, json.dumps(message([tool_use(tool_input=with_input(confidence=float("nan")))])[1]).encode()),
+    "NaN in JSON": (Raw(200, json.dumps(message([tool_use(tool_input=with_input(confidence=math.nan))])[1]).encode()),
                     "not JSON", False),
     "deeply nested JSON": (Raw(200, b"[" * 100_000 + b"]" * 100_000), "not JSON", False),
     "JSON array": (Raw(200, json.dumps([GOOD_INPUT]).encode()), "JSON that is not a message (list)", False),
@@ -276,7 +277,8 @@ def test_a_long_retry_after_does_not_outlive_the_deadline(repo):
         t0 = time.monotonic()
         assert session.propose() is None
         took = time.monotonic() - t0
-    assert str(session.failure).startswith("model unavailable: deadline of 1s") and "answered 529" in str(session.failure)
+    failure = str(session.failure)
+    assert failure.startswith("model unavailable: deadline of 1s") and "answered 529" in failure
     assert took < 1 and len(server.requests) == 1
 
 

@@ -436,9 +436,10 @@ class LLMSession:
             self.failure = ModelAnswerError(f"model answer unusable: {problem} ({len(self.malformed)} answers refused)")
             return False
         if tell:
-            self.messages.append({"role": "assistant", "content": [{"type": "text", "text": "(answer refused, not kept)"}]})
-            self.messages.append({"role": "user", "content": f"Your last answer was refused: {problem}. Answer again "
-                                  "with exactly one tool call, propose_fix or decline, whose input follows the tool's schema."})
+            placeholder = [{"type": "text", "text": "(answer refused, not kept)"}]
+            self.messages.append({"role": "assistant", "content": placeholder})
+            self.messages.append({"role": "user", "content": f"Your last answer was refused: {problem}. Answer again with "
+                                  "exactly one tool call, propose_fix or decline, whose input follows the tool's schema."})
         return True
 
     def _answer(self, text: str) -> None:
