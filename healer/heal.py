@@ -465,7 +465,8 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
     lead = group[0]
     failure, workspace = lead.attempt.failure, lead.attempt.workspace
     storm = len(group) > 1
-    draft = any(v.patch.changes_meaning or v.patch.confidence < policy.draft_below for v in group)
+    # Healer's own verdict (shadow run, data diff) decides; a fixer's doubts can only add caution.
+    draft = any(is_draft(v.patch, v.verdict, policy.draft_below) for v in group)
     fingerprint = storm_fingerprint(group) if storm else failure.fingerprint
     branch = f"healer/storm/{fingerprint[:8]}" if storm else branch_name(failure.pipeline, failure.short_fingerprint)
     with timer.stage("proposal"):
@@ -501,6 +502,14 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
             f"; one PR for {len(group)} pipelines with the same root cause" if storm else "")
 
 
+def is_draft(patch, verdict, draft_below: float) -> bool:
+    """Draft unless Healer's evidence says ready (and the fixer itself was not less sure)."""
+    readiness = getattr(verdict, "readiness", None)
+    if readiness is not None:
+        return not readiness.ready
+    return patch.changes_meaning or patch.confidence < draft_below
+
+
 def storm_fingerprint(group: list[Validated]) -> str:
     import hashlib
 
@@ -514,9 +523,8 @@ def storm_body(group: list[Validated], bodies: list[str], fingerprint: str, draf
              "pass" if v.verdict.passed else "FAIL"] for v in group]
     parts = []
     if draft_below is not None:
-        lead = next((v.patch for v in group if v.patch.changes_meaning), None) or min(
-            (v.patch for v in group), key=lambda p: p.confidence)
-        parts += [report.draft_banner(lead, draft_below), ""]
+        lead = next((v for v in group if is_draft(v.patch, v.verdict, draft_below)), group[0])
+        parts += [report.draft_banner(lead.patch, draft_below, lead.verdict), ""]
     parts += ["### Summary",
              f"One upstream change broke {len(group)} pipelines in this repo: {group[0].patch.title}. "
              "Each was fixed and validated in the sandbox on its own; they are proposed together so they merge together.",

@@ -26,6 +26,10 @@ class Policy:
     sandbox_seconds: float = 600.0  # one candidate's sandbox run, its worker's start-up included
     sandbox_output_bytes: int = 256 * 1024 * 1024  # the most a candidate's sample output may weigh
     allow_model_in_process: bool = False  # run model-written fixes with HEALER_SANDBOX=process (no namespaces)
+    shadow: bool = True  # run a candidate that passed the sample on the full current inputs
+    max_shadow_rows: int = 50_000_000  # inputs larger than this are validated on the sample only (a draft)
+    max_shadow_seconds: float = 1800.0
+    max_shadow_output_bytes: int = 64 * 1024 ** 3
 
     @classmethod
     def from_env(cls) -> "Policy":
@@ -38,4 +42,7 @@ class Policy:
             sandbox_seconds=_env("HEALER_SANDBOX_SECONDS", cls.sandbox_seconds, float),
             sandbox_output_bytes=_env("HEALER_SANDBOX_OUTPUT_BYTES", cls.sandbox_output_bytes, int),
             allow_model_in_process=_env("HEALER_SANDBOX_ALLOW_MODEL_IN_PROCESS", cls.allow_model_in_process, _flag),
+            shadow=_env("HEALER_SHADOW", cls.shadow, _flag),
+            max_shadow_rows=_env("HEALER_MAX_SHADOW_ROWS", cls.max_shadow_rows, int),
+            max_shadow_seconds=_env("HEALER_MAX_SHADOW_SECONDS", cls.max_shadow_seconds, float),
         )

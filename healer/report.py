@@ -180,7 +180,7 @@ def _render(failure, evidence, patch, verdict, timings, branch, draft, sample_pl
             diff_limit: int | None = None) -> str:
     lines: list[str] = []
     if draft:
-        lines += [draft_banner(patch, draft_below), ""]
+        lines += [draft_banner(patch, draft_below, verdict), ""]
     lines += _summary(failure, evidence, patch, verdict, usage, draft, draft_below)
     lines += _what_failed(failure)
     lines += _root_cause(evidence, patch)
@@ -210,9 +210,15 @@ def _draft_reasons(patch, draft_below) -> list[str]:
     return reasons
 
 
-def draft_banner(patch, draft_below) -> str:
-    """The first line of a draft PR: why it is a draft (it changes what the data means, or low confidence)."""
-    reasons = " and ".join(_draft_reasons(patch, draft_below))
+def draft_banner(patch, draft_below, verdict=None) -> str:
+    """The first line of a draft PR: why it is a draft, the telling figure first when Healer measured one."""
+    readiness = getattr(verdict, "readiness", None)
+    if readiness is not None and readiness.reasons:
+        head = _safe(redact(readiness.headline or readiness.reasons[0]))
+        rest = [r for r in readiness.reasons if r != readiness.headline and readiness.headline not in r]
+        reasons = head[:1].upper() + head[1:] + "".join(f"; {_safe(redact(r))}" for r in rest)
+    else:
+        reasons = " and ".join(_draft_reasons(patch, draft_below))
     return (f"> **Draft: {reasons}.** It passed the sandbox, but Healer is not sure enough to ask for a merge. "
             "Read the doubts below before you decide.")
 
@@ -242,10 +248,21 @@ def _summary(failure, evidence, patch, verdict, usage, draft, draft_below) -> li
         f"- **The data after the fix:** " + ("; ".join(data) if data else "not measured") + ".",
         f"- **Validated:** {checks_ok}/{len(verdict.checks)} sandbox checks and {exp_ok}/{len(verdict.expectations)} "
         f"expectations passed on {_plural(sampled, 'sampled input row')}.",
+        f"- **Against the last good output:** {_full_data_line(verdict)}.",
         f"- **Confidence:** **{patch.confidence:.2f}**, with {_plural(doubts, 'doubt')} listed below.",
         f"- **Cost:** {cost_line(patch, usage)}.",
         "",
     ]
+
+
+def _full_data_line(verdict) -> str:
+    shadow = getattr(verdict, "shadow", None)
+    if shadow is None or not shadow.ran:
+        why = f" ({_safe(redact(shadow.reason))})" if shadow is not None else ""
+        return f"not compared: validated on a sample only{why}"
+    if shadow.diff is None:
+        return f"the shadow run read {_plural(shadow.rows_read or 0, 'input row')}; no last good output to compare"
+    return f"{_safe(shadow.diff.summary())}, shadow run on {_plural(shadow.rows_read or 0, 'input row')}"
 
 
 def _what_failed(failure) -> list[str]:
@@ -325,7 +342,59 @@ def _validation(evidence, verdict, sample_plan) -> list[str]:
                   + (f"; the last good run wrote {last.row_count:,} rows on the full data." if last and last.row_count is not None
                      else "; no good run is recorded to compare with."), ""]
     lines += _column_stats(evidence, verdict)
+    lines += _shadow_section(verdict)
     return lines
+
+
+def _shadow_section(verdict) -> list[str]:
+    """The full-data run and the data diff against the last good output."""
+    shadow = getattr(verdict, "shadow", None)
+    if shadow is None:
+        return []
+    lines = ["### Full data: shadow run and data diff"]
+    if not shadow.ran:
+        return lines + [f"Not run: {_safe(redact(shadow.reason))}. **Validated on a sample only.**", ""]
+    last = f" (the last good run wrote {shadow.last_good_rows:,})" if shadow.last_good_rows is not None else ""
+    out = f", wrote **{shadow.output_rows:,}** rows{last}" if shadow.output_rows is not None else ""
+    lines += [f"The patched job ran again, isolated the same way, on all **{shadow.rows_read or 0:,}** rows of the "
+              f"current inputs (read-only){out}, in {shadow.seconds:.1f}s.", "",
+              table(["check", "result", "detail"],
+                    [[c.name, "pass" if c.passed else "FAIL", redact(c.detail)] for c in shadow.checks]), ""]
+    d = shadow.diff
+    if d is None:
+        return lines + ["No last good output was there to compare with.", ""]
+    how = f"matched on {', '.join(_code(k) for k in d.key)}" if d.key else "compared as whole rows (no key)"
+    lines += [f"**{_safe(d.summary())}** ({how}).", ""]
+    rows = [["identical", _count(d.identical)], ["changed", _count(d.changed)],
+            ["only in the last good output", _count(d.only_before)], ["only in the fix", _count(d.only_after)]]
+    lines += [table(["rows", "count"], rows), ""]
+    if d.columns:
+        changes = [[_code(c.column), _count(c.rows), _num(c.max_abs), _pct(c.max_rel), _pct(c.median_rel, signed=True),
+                    _safe(redact("; ".join(c.examples)))] for c in d.columns]
+        lines += table(["column", "rows changed", "max abs diff", "max rel diff", "median change", "example keys"],
+                       changes).splitlines() + [""]
+    if d.columns_only_before or d.columns_only_after:
+        lines += [f"Columns only in the last good output: {', '.join(d.columns_only_before) or 'none'}; "
+                  f"only in the fix: {', '.join(d.columns_only_after) or 'none'}.", ""]
+    if d.numeric:
+        stats = [[_code(n.column), *[f"{_num(b)} → {_num(a)}" for b, a in zip(n.before, n.after)]] for n in d.numeric]
+        lines += _details("Numeric columns before → after (count, mean, p50, p95)",
+                          table(["column", "count", "mean", "p50", "p95"], stats))
+    for note in d.notes:
+        lines += [f"Note: {_safe(note)}.", ""]
+    return lines
+
+
+def _num(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:,.4g}"
+
+
+def _pct(value, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    return f"{value:+.1%}" if signed else f"{value:.1%}"
 
 
 def _isolation(verdict) -> str:
@@ -402,8 +471,10 @@ def _doubts(evidence, patch, verdict, draft, draft_below) -> list[str]:
 def _doubt_list(evidence, patch, verdict, draft, draft_below) -> list[str]:
     """Every doubt: the fixer's, the draft's reasons, missing comparisons, failed checks, the sample."""
     doubts = [_safe(redact(d)) for d in patch.doubts]
+    readiness = getattr(verdict, "readiness", None)
     if draft:
-        doubts += [f"Draft because {r}." for r in _draft_reasons(patch, draft_below)]
+        reasons = readiness.reasons if readiness is not None and readiness.reasons else _draft_reasons(patch, draft_below)
+        doubts += [f"Draft because {_safe(redact(r))}." for r in reasons]
     if not evidence.last_good:
         doubts.append("No good run is recorded: the output schema and profile were not compared with a known good state.")
     if not evidence.lineage.exact:
@@ -412,5 +483,9 @@ def _doubt_list(evidence, patch, verdict, draft, draft_below) -> list[str]:
     if getattr(verdict, "isolation", "bubblewrap") == "process":
         doubts.append("Isolation: process only. The sandbox ran without bubblewrap (HEALER_SANDBOX=process), so "
                       "the candidate was not kept from files or the network while it was validated.")
-    doubts.append(SAMPLE_DOUBT)
+    shadow = getattr(verdict, "shadow", None)
+    if shadow is None or not shadow.ran:
+        doubts.append(SAMPLE_DOUBT)
+    elif shadow.diff is None:
+        doubts.append("No last good output was there to compare the fix's output with.")
     return doubts

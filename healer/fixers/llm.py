@@ -451,7 +451,7 @@ class LLMSession:
         # read_answer checked the input against the tool's schema: the types are right here
         confidence = max(0.0, min(float(data["confidence"]), 1.0))
         doubts = [d[:500] for d in (data.get("doubts") or []) if d.strip()]
-        doubts.append(f"Proposed by a language model ({self.model}); the sandbox validated it on a sample only.")
+        doubts.append(f"Proposed by a language model ({self.model}): Healer judged it by its own checks, not the model's word.")
         return Patch(
             fixer=f"llm:{self.model}",
             title=(" ".join(data["root_cause"].split()) or "repair proposed by the model")[:200],

@@ -158,8 +158,8 @@ def runtime_dirs() -> list[str]:
 
 
 def bwrap_command(run_dir: Path, inputs_dir: Path, hidden: list[str], argv: list[str],
-                  env: dict[str, str]) -> list[str]:
-    """The bubblewrap command line for one worker."""
+                  env: dict[str, str], readable: list[str] = ()) -> list[str]:
+    """The bubblewrap command line for one worker (``readable``: full inputs a shadow run reads)."""
     args = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
             "--hostname", "localhost", *_system_mounts()]
     bound = runtime_dirs()
@@ -171,6 +171,10 @@ def bwrap_command(run_dir: Path, inputs_dir: Path, hidden: list[str], argv: list
         local = _local_path(path)
         if local and any(local == d or local.startswith(d.rstrip("/") + "/") for d in bound + ["/usr", "/etc"]):
             args += ["--tmpfs", local] if os.path.isdir(local) else ["--ro-bind", "/dev/null", local]
+    for path in readable:
+        local = _local_path(path)
+        if local and os.path.exists(local):
+            args += ["--ro-bind", local, local]
     args += ["--ro-bind", str(inputs_dir), str(inputs_dir), "--bind", str(run_dir), str(run_dir),
              "--chdir", str(run_dir), "--clearenv"]
     for key, value in env.items():
@@ -202,13 +206,14 @@ class WorkerResult:
 class Worker:
     """One worker process: started early (Spark takes seconds), given one candidate, then gone."""
 
-    def __init__(self, mode: Isolation, run_dir: Path, inputs_dir: Path, hidden: list[str], java_options: str):
+    def __init__(self, mode: Isolation, run_dir: Path, inputs_dir: Path, hidden: list[str], java_options: str,
+                 readable: list[str] = ()):
         self.mode, self.run_dir = mode, run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "tmp").mkdir(exist_ok=True)
         env = worker_env(run_dir, mode)
         argv = [sys.executable, "-I", "-B", "-m", "healer.sandbox.worker", str(run_dir), java_options]
-        cmd = bwrap_command(run_dir, inputs_dir, hidden, argv, env) if mode is Isolation.BUBBLEWRAP else argv
+        cmd = bwrap_command(run_dir, inputs_dir, hidden, argv, env, readable) if mode is Isolation.BUBBLEWRAP else argv
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=env, cwd=str(run_dir), start_new_session=True)

@@ -20,9 +20,10 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from healer.evidence.probes import widens
 from healer.expectations import run_expectations
 from healer.ledger import RunRecord
 from healer.manifest import Pipeline
@@ -31,6 +32,8 @@ from healer.runner import io
 from healer.runner.profile import profile, schema_columns, schema_json
 from healer.sandbox import gate
 from healer.sandbox.isolation import Isolation, Worker, WorkerResult, check_isolation, isolation_from_env
+from healer.sandbox.readiness import Readiness, judge
+from healer.sandbox.shadow import Shadow, shadow_run
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ class Verdict:
     error_class: str | None = None
     duration_s: float = 0.0
     isolation: str = Isolation.BUBBLEWRAP.value  # how the candidate was isolated: bubblewrap | process
+    shadow: Shadow | None = None  # the full-data run, when the sample gate passed
+    readiness: Readiness | None = None  # Healer's ready/draft verdict from the evidence
 
     def reasons(self) -> list[str]:
         return [f"{c.name}: {c.detail}" for c in self.checks if not c.passed]
@@ -85,6 +90,7 @@ class Sandbox:
         self.frames: dict = {}
         self.sample_sizes: dict[str, int] = {}
         self.sample_plan: dict[str, str] = {}  # input -> how it was sampled
+        self.input_rows: dict[str, int] = {}  # input -> rows now, on the full data
         self._preparing: threading.Thread | None = None
         self._prepare_error: BaseException | None = None
         self._runs = 0
@@ -129,6 +135,7 @@ class Sandbox:
         for spec in self.pipeline.inputs.values():
             current[spec.name] = io.read_input(self.spark, spec)
         counts = {name: df.count() for name, df in current.items()}
+        self.input_rows = dict(counts)
         sampled: dict[str, object] = {}
         for name in sorted(current, key=lambda n: -counts[n]):
             df = current[name]
@@ -168,7 +175,7 @@ class Sandbox:
         return best
 
     # -- workers ------------------------------------------------------------------------
-    def _hidden_paths(self) -> list[str]:
+    def hidden_paths(self) -> list[str]:
         """Everything production the worker must not see, should a bound directory hold it."""
         paths = [spec.path for spec in self.pipeline.inputs.values() if spec.path]
         paths += [p for p in (self.pipeline.output.path, str(self.pipeline.root)) if p]
@@ -180,14 +187,18 @@ class Sandbox:
         if self._spare is None:
             self._spare = self._new_worker()
 
-    def _new_worker(self) -> Worker:
+    def java_options(self) -> str:
+        """The workers' JVM options: the class archive when one is built (never a new build), quick JIT."""
         if self._java_options is None:
             from healer.runner import jvm_cache
 
             self._java_options = " ".join(filter(None, [jvm_cache.existing_archive_options(), "-XX:TieredStopAtLevel=1"]))
+        return self._java_options
+
+    def _new_worker(self) -> Worker:
         self._runs += 1
         run_dir = self.workdir / "runs" / f"{self._runs:02d}"
-        return Worker(self.isolation, run_dir, self.inputs_dir, self._hidden_paths(), self._java_options)
+        return Worker(self.isolation, run_dir, self.inputs_dir, self.hidden_paths(), self.java_options())
 
     def _take_worker(self) -> Worker:
         worker, self._spare = self._spare, None
@@ -221,7 +232,7 @@ class Sandbox:
         finally:
             worker.kill()
         checks: list[Check] = []
-        problem = _run_problem(ran, self.policy.sandbox_seconds) or output_problem(output_dir, self.policy.sandbox_output_bytes)
+        problem = worker_problem(ran, self.policy.sandbox_seconds) or output_problem(output_dir, self.policy.sandbox_output_bytes)
         if problem:
             error_class, message = problem
             checks.append(Check("runs", False, f"{error_class}: {message.splitlines()[0][:300] if message else ''}"))
@@ -238,16 +249,38 @@ class Sandbox:
         checks.append(Check("expectations", audit.success,
                             f"{len(audit.results) - len(failed)}/{len(audit.results)} passed"
                             + ("" if audit.success else ": " + "; ".join(r.summary() for r in failed))))
-        checks.append(self._schema_check(schema_json(output)))
+        checks.append(self.schema_check(schema_json(output)))
         profile_check, profile_rows = self._profile_check(out_profile)
         checks.append(profile_check)
         self._production_check(guard, checks)
         verdict = Verdict(passed=all(c.passed for c in checks), checks=checks,
                           expectations=[asdict(r) for r in audit.results], sample_sizes=dict(self.sample_sizes),
                           output_rows=rows, profile_rows=profile_rows, duration_s=time.monotonic() - t0, **base)
+        if verdict.passed and patch is not None:
+            verdict = self._shadow(root, patch, verdict, t0)
         if not verdict.passed:
             self.start_spare_worker()
         return verdict
+
+    def _shadow(self, root: Path, patch, verdict: Verdict, t0: float) -> Verdict:
+        """The full-data run and Healer's ready/draft verdict; a hard failure there fails the candidate."""
+        if self.policy.shadow:
+            guard = self._production_state()
+            shadow = shadow_run(self, root, self.input_rows)
+            checks = [Check("shadow run", shadow.passed or not shadow.ran,
+                            shadow.reason if shadow.passed or not shadow.ran else "; ".join(shadow.failures())[:600])]
+            self._production_check(guard, checks, "production untouched (full run)")
+        else:
+            shadow, checks = None, []
+        readiness = judge(patch, shadow, draft_below=self.policy.draft_below,
+                          last_good_input_rows=_full_input_rows(self.last_good))
+        if readiness.failures:
+            checks.append(Check("data diff", False, "; ".join(readiness.failures)[:600]))
+        elif shadow is not None and shadow.diff is not None:
+            checks.append(Check("data diff", True, shadow.diff.summary()))
+        all_checks = verdict.checks + checks
+        return replace(verdict, passed=all(c.passed for c in all_checks), checks=all_checks, shadow=shadow,
+                       readiness=readiness, duration_s=time.monotonic() - t0)
 
     def _refusal(self, root: Path, patch) -> Check | None:
         """The gate's check when it refuses the candidate (or its maker may not run here), else None."""
@@ -268,19 +301,25 @@ class Sandbox:
                          + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
         return None
 
-    def _production_check(self, guard, checks: list[Check]) -> None:
+    def _production_check(self, guard, checks: list[Check], name: str = "production untouched") -> None:
         if self._production_state() != guard:
-            checks.append(Check("production untouched", False, f"{self.pipeline.output.location} changed during the run"))
+            checks.append(Check(name, False, f"{self.pipeline.output.location} changed during the run"))
         else:
-            checks.append(Check("production untouched", True, f"{self.pipeline.output.location} unchanged"))
+            checks.append(Check(name, True, f"{self.pipeline.output.location} unchanged"))
 
-    def _schema_check(self, schema: dict) -> Check:
+    def schema_check(self, schema: dict) -> Check:
         if not self.last_good or not self.last_good.output_schema:
             return Check("output schema", True, "no last good schema recorded: not compared")
         before = list(schema_columns(self.last_good.output_schema).items())
         after = list(schema_columns(schema).items())
         if before == after:
             return Check("output schema", True, f"{len(after)} columns, same names and types as the last good run")
+        if [n for n, _ in before] == [n for n, _ in after] and all(b == a or widens(b, a) for (_, b), (_, a)
+                                                                   in zip(before, after)):
+            # INT -> BIGINT and the like keep every value the contract allowed: a doubt, not a failure
+            wider = ", ".join(f"{n} {b} -> {a}" for (n, b), (_, a) in zip(before, after) if b != a)
+            return Check("output schema", True, f"{len(after)} columns, same names; widened: {wider} (every value of "
+                                                "the old type still fits; consumers must accept the wider type)")
         lost = [f"{n} {t}" for n, t in before if (n, t) not in after]
         new = [f"{n} {t}" for n, t in after if (n, t) not in before]
         detail = "; ".join(x for x in (f"was {', '.join(lost)}" if lost else "", f"now {', '.join(new)}" if new else "",
@@ -320,7 +359,19 @@ class Sandbox:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _run_problem(ran: WorkerResult, limit_s: float) -> tuple[str, str] | None:
+def _full_input_rows(last_good: RunRecord | None) -> dict[str, int]:
+    """Input row counts of the last good run where its profile counted every row."""
+    if last_good is None:
+        return {}
+    rows = {}
+    for name, prof in (last_good.input_profiles or {}).items():
+        count, limit = prof.get("row_count"), prof.get("sampled_rows")
+        if count is not None and (limit is None or count < limit):
+            rows[name] = int(count)
+    return rows
+
+
+def worker_problem(ran: WorkerResult, limit_s: float) -> tuple[str, str] | None:
     """(error class, message) when the worker did not finish its job cleanly, else None."""
     if ran.timed_out:
         return "SANDBOX_TIMEOUT", f"the candidate did not finish within {limit_s:.0f}s"

@@ -49,10 +49,21 @@ def start_session(run_dir: Path, java_options: str):
     return spark
 
 
-def bind_samples(spark, inputs: dict[str, str]) -> None:
-    """Each logical input name reads its sample: a temp view, or a table in the worker's own catalog."""
-    for name, path in inputs.items():
-        frame = spark.read.parquet(path)
+def bind_samples(spark, inputs: dict[str, str | dict]) -> None:
+    """Each logical input name reads its data: a temp view, or a table in the worker's own catalog.
+
+    A value is a sample's Parquet path, or (for the shadow run) ``{path, format, options}``
+    of a full input, read the way the job's own runner reads it.
+    """
+    from healer.manifest import InputSpec
+    from healer.runner.io import read_input
+
+    for name, where in inputs.items():
+        if isinstance(where, dict):
+            frame = read_input(spark, InputSpec(name=name, path=where["path"], format=where.get("format", "parquet"),
+                                                options=dict(where.get("options") or {})))
+        else:
+            frame = spark.read.parquet(where)
         if "." in name:
             database, _, table = name.rpartition(".")
             spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
