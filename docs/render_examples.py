@@ -29,6 +29,9 @@ from healer.fixers.base import FileEdit, Patch  # noqa: E402
 from healer.ledger import RunRecord  # noqa: E402
 from healer.manifest import InputSpec, OutputSpec, Pipeline  # noqa: E402
 from healer.sandbox import Check, Verdict  # noqa: E402
+from healer.sandbox.datadiff import ColumnChange, DataDiff, NumericStats  # noqa: E402
+from healer.sandbox.readiness import judge  # noqa: E402
+from healer.sandbox.shadow import Shadow, ShadowCheck  # noqa: E402
 from healer.workspace import branch_name  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent
@@ -122,6 +125,19 @@ def rule_fix() -> dict:
             {"column": "revenue", "null_before": 0.0, "null_after": 0.0, "min_before": 10234.5, "min_after": 2911.25,
              "max_before": 88123.75, "max_after": 25410.0},
         ])
+    shadow = Shadow(
+        ran=True, reason="ran on the full current inputs", rows_read=67249, output_rows=96, last_good_rows=96,
+        seconds=6.2, input_rows_now={"order_items": 50000, "orders": 17049, "products": 200},
+        checks=(ShadowCheck("runs", True, "ran on 67,249 input rows, wrote 96 rows"),
+                ShadowCheck("expectations", True, "9/9 passed on the full output"),
+                ShadowCheck("output schema", True, "5 columns, same names and types as the last good run")),
+        diff=DataDiff(key=("category", "month"), rows_before=96, rows_after=96, identical=96, changed=0,
+                      only_before=0, only_after=0,
+                      numeric=(NumericStats("orders", (96.0, 355.2, 351.0, 471.0), (96.0, 355.2, 351.0, 471.0)),
+                               NumericStats("units", (96.0, 782.4, 776.0, 1035.0), (96.0, 782.4, 776.0, 1035.0)),
+                               NumericStats("revenue", (96.0, 51377.1, 50210.5, 80344.25),
+                                            (96.0, 51377.1, 50210.5, 80344.25)))))
+    verdict = _with_shadow(verdict, patch, shadow)
     return dict(failure=failure, evidence=evidence, patch=patch, verdict=verdict,
                 timings={"triage": 0.1, "workspace": 0.4, "evidence": 6.2, "fixers": 0.3, "sandbox": 21.7},
                 branch=branch_name(failure.pipeline, failure.short_fingerprint), draft=False,
@@ -208,10 +224,36 @@ def draft_fix() -> dict:
             {"column": "days_since_previous", "null_before": 0.081, "null_after": 0.0916, "min_before": 0,
              "min_after": 0, "max_before": 341, "max_after": 339},
         ])
+    shadow = Shadow(
+        ran=True, reason="ran on the full current inputs", rows_read=40388, output_rows=18198, last_good_rows=18342,
+        seconds=9.8, input_rows_now={"orders": 20002, "payments": 20386},
+        checks=(ShadowCheck("runs", True, "ran on 40,388 input rows, wrote 18,198 rows"),
+                ShadowCheck("expectations", True, "7/7 passed on the full output"),
+                ShadowCheck("output schema", True, "6 columns, same names and types as the last good run")),
+        diff=DataDiff(key=("order_id",), rows_before=18342, rows_after=18198, identical=16915, changed=1283,
+                      only_before=144, only_after=0,
+                      columns=(ColumnChange("order_number", 1283, 3.0, 0.75, -0.08, ("order_id=118", "order_id=342",
+                                                                                    "order_id=907")),
+                               ColumnChange("lifetime_value", 1283, 1812.4, 0.61, -0.05, ("order_id=118", "order_id=342",
+                                                                                        "order_id=907")),
+                               ColumnChange("days_since_previous", 1102, 212.0, 9.5, 0.31, ("order_id=118",
+                                                                                           "order_id=907"))),
+                      numeric=(NumericStats("order_number", (18342.0, 5.61, 4.0, 13.0), (18198.0, 5.52, 4.0, 13.0)),
+                               NumericStats("lifetime_value", (18342.0, 1503.2, 1120.4, 4210.9),
+                                            (18198.0, 1481.7, 1101.3, 4188.0)))))
+    verdict = _with_shadow(verdict, patch, shadow, draft_below=0.7)
     return dict(failure=failure, evidence=evidence, patch=patch, verdict=verdict,
                 timings={"triage": 0.1, "workspace": 0.5, "evidence": 7.9, "fixers": 0.0, "sandbox": 48.3},
                 branch=branch_name(failure.pipeline, failure.short_fingerprint), draft=True,
                 sample_plan={"orders": "seeded 6.50% sample", "payments": "rows joining the orders sample on order_id"})
+
+
+def _with_shadow(verdict: Verdict, patch: Patch, shadow: Shadow, draft_below: float = 0.7) -> Verdict:
+    """The verdict as the sandbox completes it: the full-data run, its checks, and Healer's readiness."""
+    from dataclasses import replace
+
+    checks = verdict.checks + [Check("shadow run", True, shadow.reason), Check("data diff", True, shadow.diff.summary())]
+    return replace(verdict, checks=checks, shadow=shadow, readiness=judge(patch, shadow, draft_below=draft_below))
 
 
 EXAMPLES = {"example-pr-rule-fix.md": (rule_fix, {}), "example-pr-draft.md": (draft_fix, {"draft_below": 0.7})}

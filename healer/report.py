@@ -216,7 +216,7 @@ def draft_banner(patch, draft_below, verdict=None) -> str:
     if readiness is not None and readiness.reasons:
         head = _safe(redact(readiness.headline or readiness.reasons[0]))
         rest = [r for r in readiness.reasons if r != readiness.headline and readiness.headline not in r]
-        reasons = head[:1].upper() + head[1:] + "".join(f"; {_safe(redact(r))}" for r in rest)
+        reasons = head + "".join(f"; {_safe(redact(r))}" for r in rest)
     else:
         reasons = " and ".join(_draft_reasons(patch, draft_below))
     return (f"> **Draft: {reasons}.** It passed the sandbox, but Healer is not sure enough to ask for a merge. "
