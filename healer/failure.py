@@ -24,7 +24,22 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     "unresolved_function": ("UNRESOLVED_ROUTINE", "WRONG_NUM_ARGS", "ROUTINE_NOT_FOUND"),
     "parse": ("PARSE_SYNTAX_ERROR", "PARSE_EMPTY_STATEMENT", "UNCLOSED_BRACKETED_COMMENT", "INVALID_IDENTIFIER"),
     "expectation": ("EXPECTATIONS_FAILED",),
+    # issue 17: behaviour Spark 3+/4 changed or rejects (datetime patterns, ancient dates, ...)
+    "legacy_behavior": ("INCONSISTENT_BEHAVIOR_CROSS_VERSION",),
+    # an input that exists but does not read as declared (format, compression or layout changed)
+    "unreadable_input": ("UNABLE_TO_INFER_SCHEMA", "FAILED_READ_FILE", "CANNOT_READ_FILE_FOOTER",
+                         "CANNOT_READ_FILE", "FILE_NOT_EXIST", "MALFORMED_RECORD_IN_PARSING",
+                         "DATA_SOURCE_NOT_FOUND", "INCOMPATIBLE_DATA_SOURCE"),
 }
+
+# Read errors whose text (Java exceptions without an error condition) says the files are not
+# what the reader expects: the message fallback for unreadable inputs.
+UNREADABLE = re.compile(
+    r"is not a Parquet file|expected magic number|Could not read footer|Not an Avro data file|"
+    r"Malformed ORC file|ORC file .* is corrupt|Unable to infer schema|not in gzip format|"
+    r"Invalid ORC postscript|Corrupt(ed)? input|Failed to read file",
+    re.IGNORECASE,
+)
 
 # Infrastructure trouble that a code change cannot fix: left to Airflow's retries.
 TRANSIENT = re.compile(
@@ -46,6 +61,8 @@ CATEGORY_WORDS = {
     "expectation": "the output failed its expectations",
     "transient": "transient infrastructure trouble",
     "config": "the pipeline's configuration is invalid",
+    "legacy_behavior": "the job relies on behaviour this Spark version changed or rejects (e.g. a datetime pattern)",
+    "unreadable_input": "an input exists but no longer reads as healer.yml declares it",
     "unknown": "an unclassified error",
 }
 
@@ -135,6 +152,13 @@ def classify(failure: Failure) -> Failure:
         failure.category = "transient"
     else:
         failure.category = _condition_category(condition) or _message_category(failure.message) or "unknown"
+        if failure.stage == "input" and failure.category not in ("missing_table", "unreadable_input") and (
+                failure.category == "unknown" or UNREADABLE.search(text)):
+            # at the input stage Spark only opens the files: an unclassified error there means they
+            # are not what the manifest declares
+            failure.category = "unreadable_input"
+        elif failure.category == "unknown" and UNREADABLE.search(text):
+            failure.category = "unreadable_input"
     failure.key_objects = _key_objects(failure)
     return failure
 
@@ -149,6 +173,11 @@ def _condition_category(condition: str) -> str | None:
 def _message_category(message: str) -> str | None:
     match = re.search(r"\[([A-Z][A-Z0-9_]+(?:\.[A-Z0-9_]+)*)\]", message or "")
     return _condition_category(match.group(1)) if match else None
+
+
+def _input_in(message: str) -> str | None:
+    match = re.search(r"input '([^']+)'", message or "")
+    return match.group(1) if match else None
 
 
 def _unquote(name: str) -> str:
@@ -171,4 +200,8 @@ def _key_objects(failure: Failure) -> list[str]:
         return [_unquote(name).lower()] if name else [failure.error_class]
     if failure.category == "transient":
         return []
+    if failure.category == "unreadable_input":
+        return [p.get("input") or _input_in(failure.message) or failure.error_class]
+    if failure.category == "legacy_behavior":
+        return [failure.error_class] + ([p["pattern"].strip("'")] if p.get("pattern") else [])
     return [failure.error_class]

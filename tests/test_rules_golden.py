@@ -19,7 +19,14 @@ Case keys::
     json_docs: {"input.column": [documents now]}       parsed by probes.json_probe
     moves: {input: [{location, kind, schema, profile}]}
     manifest / expect_manifest                         healer.yml before and after
+    job_before / manifest_before / author / subject    the last good run's job (healer.yml): a real git repo
+                                                       with that commit and a commit by ``author`` making
+                                                       ``job`` (``manifest``); their diff is evidence.changes
+    unreadable: {input: {formats, files, ...}}         healer.evidence.sniff.Sniffed fields of an input
+                                                       that no longer reads as declared
     fixer, changes_meaning, doubts, rationale, title   what the winning patch must say (regexes)
+    declined, declined_by                              a decline reason (regex) and the rule that gave it
+                                                       (default: ``fixer``)
     min_confidence, max_confidence                     bounds on its confidence
 """
 
@@ -138,10 +145,44 @@ def evidence_for(case: dict, root: Path) -> Evidence:
                                                 schema=spark_schema(c.get("schema")), profile=_profile(c.get("profile")))
                               for c in cands] for name, cands in case["moves"].items()})
         _score_names(moves, specs)
+    changes, unreadable = _code_changes(case, root, job), _unreadable(case, specs)
+    if changes is not None:
+        last_good.commit, failure.commit = changes.base, changes.head
     return Evidence(failure=failure, pipeline=pipeline, job_source=case["job"], last_good=last_good,
                     current_schemas=after, current_profiles=profiles_after,
                     diffs=diff_inputs(before, after, profiles_before, profiles_after), lineage=lineage, commits=[],
-                    values=values, probes=probes, moves=moves)
+                    values=values, probes=probes, moves=moves, changes=changes, unreadable=unreadable)
+
+
+def _code_changes(case: dict, root: Path, job: str):
+    """A real git repo: the last good commit (job_before, manifest_before), then the author's commit."""
+    if "job_before" not in case and "manifest_before" not in case:
+        return None
+    import git
+
+    from healer.evidence.history import changes_since, pipeline_paths
+
+    repo = git.Repo.init(root)
+    now = {job: case["job"], "healer.yml": case.get("manifest")}
+    then = {job: case.get("job_before", case["job"]), "healer.yml": case.get("manifest_before", case.get("manifest"))}
+    shas = []
+    for files, author in ((then, "Old Hand <old@example.com>"), (now, case.get("author", "Ann Author <ann@example.com>"))):
+        for path, text in files.items():
+            if text is not None:
+                (root / path).write_text(text)
+                repo.index.add([path])
+        actor = git.Actor(*author[:-1].split(" <"))
+        shas.append(repo.index.commit(case.get("subject", "change the job") if shas else "good", author=actor,
+                                      committer=actor).hexsha)
+    return changes_since(repo, shas[0], shas[1], pipeline_paths(root, job, None, case.get("kind", "sql")))
+
+
+def _unreadable(case: dict, specs: dict) -> dict:
+    from healer.evidence.sniff import Sniffed
+
+    return {name: Sniffed(location=specs[name].location, declared=specs[name].format,
+                          **{"error": "cannot read", **{k: (tuple(v) if isinstance(v, list) else v) for k, v in found.items()}})
+            for name, found in (case.get("unreadable") or {}).items()}
 
 
 def _score_names(moves: Moves, specs: dict) -> None:
@@ -164,7 +205,8 @@ def check(case: dict, root: Path) -> None:
     patches, declines, errors = propose_all(evidence, default_fixers())
     assert not errors, errors  # no rule may crash on a case
     if case.get("declined"):  # a rule that recognised the case says why it refused
-        assert any(re.search(case["declined"], d) for d in declines if d.startswith(f"{case['fixer']} declined: ")), \
+        by = case.get("declined_by", case["fixer"])  # another rule's decline, when a last resort still proposes
+        assert any(re.search(case["declined"], d) for d in declines if d.startswith(f"{by} declined: ")), \
             (case["declined"], declines)
     if case.get("expect") is None and case.get("expect_manifest") is None:
         assert patches == [], f"expected no patch, got {[(p.fixer, p.title) for p in patches]}: " + (

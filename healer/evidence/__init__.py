@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from healer.evidence.history import CommitInfo, recent_commits
+from healer.evidence.history import CodeChanges, CommitInfo, changes_since, pipeline_paths, recent_commits
 from healer.evidence.lineage import Lineage, python_lineage, sql_lineage
 from healer.evidence.locations import Moves
 from healer.evidence.probes import Probes
@@ -35,6 +35,9 @@ class Evidence:
     # -- added by the repair catalogue (issue 4); see probes.py and locations.py ----------------
     probes: Probes | None = None  # rows the job's casts, divisors, JSON paths touch; duplicate rows
     moves: Moves | None = None  # where missing inputs may have gone
+    # -- issue 17: the code's own changes, and inputs that no longer read as declared ---------------
+    changes: CodeChanges | None = None  # every commit since the last good run's commit (None: code unchanged)
+    unreadable: dict = field(default_factory=dict)  # input -> healer.evidence.sniff.Sniffed (what is there now)
 
     @property
     def changed(self) -> list[InputDiff]:
@@ -73,6 +76,11 @@ class Evidence:
             lines.append("recent commits to the job:")
             lines += [f"  {c.sha[:10]} {c.date[:10]} {c.author}: {c.subject[:100]}" for c in self.commits]
         lines += self._catalogue_lines()
+        if self.changes is not None and self.changes.commits:
+            lines.append(f"code changed since the last good run ({len(self.changes.commits)} commit(s)):")
+            lines += ["  " + x for x in self.changes.render(2000).splitlines()]
+        for name, found in self.unreadable.items():
+            lines.append(f"input {name} does not read as declared: {found.describe()}")
         return "\n".join(lines)
 
     def _catalogue_lines(self) -> list[str]:
@@ -113,6 +121,8 @@ class Evidence:
             "commits": [c.__dict__ for c in self.commits],
             "probes": asdict(self.probes) if self.probes is not None else None,
             "moves": moves,
+            "changes": self.changes.to_json() if self.changes is not None else None,
+            "unreadable": {n: s.to_json() for n, s in self.unreadable.items()},
         }
 
 
@@ -124,13 +134,19 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
 
     current_schemas, current_profiles, samples = {}, {}, {}
     frames = {}  # input -> its DataFrame now, read once for every use below
+    unreadable = {}
     for spec in pipeline.inputs.values():
         try:
-            df = frames[spec.name] = io.read_input(spark, spec)
+            df = io.read_input(spark, spec)
+            current_schemas[spec.name] = schema_json(df)
+            frames[spec.name] = df
         except io.MissingInput:
             current_schemas[spec.name] = None
             continue
-        current_schemas[spec.name] = schema_json(df)
+        except Exception as exc:  # the input does not read as declared: what is there is the evidence
+            current_schemas[spec.name] = None
+            unreadable[spec.name] = sniff_input(spark, spec, exc)
+            continue
         try:
             current_profiles[spec.name] = profile(df, row_limit=profile_rows)
             samples[spec.name] = [r.asDict() for r in df.limit(sample_rows).collect()]
@@ -156,14 +172,31 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
         lineage = python_lineage(source, schemas_for_lineage, outputs)
     probes, moves = _catalogue_evidence(spark, failure, pipeline, source, frames, current_schemas, diffs,
                                         profile_rows)
-    commits = []
+    commits, changes = [], None
     if repo is not None:
         paths = [pipeline.job] + ([pipeline.expectations] if pipeline.expectations else [])
         commits = recent_commits(repo, paths, rev=failure.commit or "HEAD")
+        changes = changes_since(repo, last_good.commit if last_good else None, failure.commit,
+                                pipeline_paths(pipeline.root, pipeline.job, pipeline.expectations, pipeline.kind))
     return Evidence(failure=failure, pipeline=pipeline, job_source=source, last_good=last_good,
                     current_schemas=current_schemas, current_profiles=current_profiles, diffs=diffs,
                     lineage=lineage, commits=commits, samples=samples, expectations=list(expectations or []),
-                    values=values, probes=probes, moves=moves)
+                    values=values, probes=probes, moves=moves, changes=changes, unreadable=unreadable)
+
+
+def sniff_input(spark, spec, exc: BaseException):
+    """What an unreadable input's location holds now; never raises (it is evidence, not a crash)."""
+    from healer.evidence.sniff import Sniffed, sniff
+
+    try:
+        return sniff(spark, spec, exc)
+    except Exception as inner:  # noqa: BLE001 - a sniff that fails still says the input did not read
+        return Sniffed(location=spec.location, declared=spec.format or "table", error=_first_line(exc),
+                       note=f"could not look: {type(inner).__name__}: {_first_line(inner)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 # -- hook: evidence for the repair catalogue's rules (issue 4) ------------------------------------

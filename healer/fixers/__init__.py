@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from healer.fixers.base import Declined, FileEdit, Fixer, Patch
+from healer.fixers.rules.code_typo import CodeTypo
+from healer.fixers.rules.datetime_pattern import DatetimePattern
 from healer.fixers.rules.dialect_slip import DialectSlip
+from healer.fixers.rules.input_format import InputFormat
+from healer.fixers.rules.manifest_drift import ManifestDrift
 from healer.fixers.rules.moved_input import MovedInput
 from healer.fixers.rules.nested_field import NestedField
 from healer.fixers.rules.null_surge import NullSurge
 from healer.fixers.rules.renamed_column import RenamedColumn
 from healer.fixers.rules.replayed_batch import ReplayedBatch
 from healer.fixers.rules.retyped_column import RetypedColumn
+from healer.fixers.rules.revert_hunk import RevertHunk
 from healer.fixers.rules.unsafe_cast import UnsafeCast
 from healer.fixers.rules.zero_divisor import ZeroDivisor
 
@@ -21,7 +26,9 @@ __all__ = ["Declined", "FileEdit", "Fixer", "Patch", "Proposals", "default_fixer
 def default_fixers() -> list[Fixer]:
     """The rule fixers, in the order they are tried (candidates are then ranked by confidence)."""
     return [RenamedColumn(), RetypedColumn(), NestedField(), MovedInput(), UnsafeCast(), ZeroDivisor(),
-            NullSurge(), ReplayedBatch(), DialectSlip()]
+            NullSurge(), ReplayedBatch(), DialectSlip(),
+            # issue 17: bad commits and unreadable inputs; the revert is the last resort (a draft)
+            CodeTypo(), ManifestDrift(), DatetimePattern(), InputFormat(), RevertHunk()]
 
 
 class Proposals(NamedTuple):

@@ -15,6 +15,12 @@ from dataclasses import replace
 def candidate_pipeline(pipeline, patch):
     """``pipeline`` with the inputs ``patch`` moves bound where the patch points them."""
     details = patch.details or {}
+    rename = details.get("rename_input")  # rule:manifest_drift: the same data under the job's name
+    if rename and rename.get("from") in pipeline.inputs and rename.get("to") not in pipeline.inputs:
+        spec = replace(pipeline.inputs[rename["from"]], name=rename["to"])
+        inputs = {(rename["to"] if n == rename["from"] else n): (spec if n == rename["from"] else s)
+                  for n, s in pipeline.inputs.items()}
+        return replace(pipeline, inputs=inputs)
     location, name = details.get("location"), details.get("input")
     if not location or name not in pipeline.inputs:
         return pipeline
