@@ -299,6 +299,26 @@ def _root_cause(evidence, patch) -> list[str]:
                 for c in evidence.commits]
         lines += _details(f"Recent commits to the job ({len(evidence.commits)})",
                           _md_table(["commit", "date", "author", "subject"], rows))
+    lines += _code_changes(evidence, patch)
+    return lines
+
+
+def _code_changes(evidence, patch) -> list[str]:
+    """The commits since the last good run (issue 17): who changed the pipeline, and the hunk the fix touches."""
+    from healer.evidence.history import hunks_touched
+
+    changes = getattr(evidence, "changes", None)
+    if changes is None or not changes.commits:
+        return []
+    rows = [[_code(c.commit.sha[:10]), _cell_text(c.commit.date[:10]), _cell_text(redact(c.commit.author)),
+             _code(redact(c.commit.subject)[:100]), _cell_text(", ".join(f.path for f in c.files if f.hunks))]
+            for c in changes.commits]
+    lines = [f"The code changed since the last good run ({_plural(len(changes.commits), 'commit')}):", "",
+             _md_table(["commit", "date", "author", "subject", "files"], rows), ""]
+    touched = hunks_touched(changes, patch.edits)
+    if touched:
+        lines += ["The hunk the fix touches, as those commits left it:", _fence(redact("\n\n".join(
+            f"--- {h.path}\n{h.text()}" for h in touched))[:3000], "diff"), ""]
     return lines
 
 

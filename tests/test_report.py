@@ -57,8 +57,10 @@ def test_rule_fix_body_answers_the_reviewer_in_order():
     assert not text.startswith(">")  # no draft banner
     summary = section(text, "### Summary")
     assert "run #41 (commit `4f1c2a9e7b`) with `UNRESOLVED_COLUMN.WITH_SUGGESTION`" in summary
-    assert "5/5 sandbox checks and 9/9 expectations passed on 26,631 sampled input rows" in summary
-    assert "**0.93**, with 1 doubt" in summary and "rule fix: no model cost" in summary
+    assert "7/7 sandbox checks and 9/9 expectations passed on 26,631 sampled input rows" in summary
+    assert "96 of 96 rows identical to the last good output, shadow run on 67,249 input rows" in summary
+    # the one doubt it had was "sampled only"; the shadow run read every row, so none is left
+    assert "**0.93**, with 0 doubts" in summary and "rule fix: no model cost" in summary
     assert "96 rows on the sample (last good run: 96 rows on the full data)" in summary
     # root cause with the schema diff as a table
     assert "| order_items | unit_price | renamed? | -> item_price (score 0.93) |" in section(text, "### Root cause")
@@ -87,19 +89,28 @@ def test_draft_body_says_why_plainly_and_lists_every_doubt():
     ex = example("draft_fix")
     text = body(ex, draft_below=0.7)
 
-    assert text.startswith("> **Draft: this fix changes what the data means and its confidence 0.62 is below the "
-                           "0.70 bar for a ready pull request.**")
+    # Healer's own figure comes first, then the fixer's reasons: they only add caution
+    assert text.startswith("> **Draft: order_number differs on 1,283 of 18,198 rows, median -8%; this fix changes "
+                           "what the data means; its confidence 0.62 is below the 0.70 bar for a ready pull request.**")
     doubts = section(text, "### Confidence and doubts")
     bullets = [line for line in doubts.splitlines() if line.startswith("- ")]
     assert len(bullets) == 5 and "**0.62**, with 5 doubts" in text
     assert bullets[0].startswith("- 14 of 2,000 distinct order_ts values")
     assert "- Draft because this fix changes what the data means." in bullets
-    assert bullets[-1] == "- " + report.SAMPLE_DOUBT
+    # the shadow run read every row: no "sample only" doubt, which would not be true here
+    assert report.SAMPLE_DOUBT not in text
+    assert "| `order_number` | 1,283 | 3 | 75.0% | -8.0% | order_id=118; order_id=342; order_id=907 |" in text
     assert "| order_ts | 0.0% → 0.7% |" in text and "| days_since_previous | 8.1% → 9.2% |" in text
     assert "model claude-sonnet-4-5: 18,234 input + 1,412 output + 6,100 cache tokens, about $0.0781" in text
     # without the bar, the banner still gives a reason
-    plain = body(dict(ex, patch=dataclasses.replace(ex["patch"], changes_meaning=False)))
+    plain = body(dict(ex, patch=dataclasses.replace(ex["patch"], changes_meaning=False),
+                      verdict=dataclasses.replace(ex["verdict"], shadow=None, readiness=None)))
+    assert bullets_of(plain)[-1] == "- " + report.SAMPLE_DOUBT  # no shadow run: the sample doubt is true
     assert plain.startswith("> **Draft: its confidence 0.62 is below the bar for a ready pull request.**")
+
+
+def bullets_of(text: str) -> list[str]:
+    return [line for line in section(text, "### Confidence and doubts").splitlines() if line.startswith("- ")]
 
 
 def test_cost_line():
@@ -121,7 +132,7 @@ def test_failed_expectation_and_failed_check_are_shown_not_hidden():
     assert "| column_values_between(column=revenue, min=0) | FAIL | 96 | 3 |  |" in text
     assert "| expectations | FAIL | 8/9 passed |" in text
     assert "- The expectations check did not pass: 8/9 passed" in text
-    assert "4/5 sandbox checks and 8/9 expectations passed" in text
+    assert "6/7 sandbox checks and 8/9 expectations passed" in text
 
 
 def test_untrusted_text_cannot_break_the_body_or_forge_markers():

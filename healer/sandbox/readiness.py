@@ -53,7 +53,7 @@ def judge(patch, shadow, *, draft_below: float, last_good_input_rows: dict[str, 
                 else:
                     reasons.append(f"its output differs from the last good output: {headline}")
     if patch.changes_meaning:
-        reasons.append("the fix changes what the data means")
+        reasons.append("this fix changes what the data means")
     if patch.confidence < draft_below:
         reasons.append(f"its confidence {patch.confidence:.2f} is below the {draft_below:.2f} bar for a ready pull request")
     if headline is None and reasons:
