@@ -15,9 +15,9 @@ Case keys::
                     profile_before / profile_after: {col: {min, max, null_fraction, distinct}},
                     location: /abs/path | table: db.name, format}}
     values: {"input.column": [distinct values now]}
-    probes: {casts: [...], zeros: [...], duplicates: [...]}   as healer.evidence.probes records
+    probes: {casts, zeros, duplicates, widenings, nulls: [...]}  as healer.evidence.probes records
     json_docs: {"input.column": [documents now]}       parsed by probes.json_probe
-    moves: {input: [{location, kind, schema, profile}]}
+    moves: {input: [{location, kind, schema, profile, found_by, widened: [WidenProbe fields]}]}
     manifest / expect_manifest                         healer.yml before and after
     job_before / manifest_before / author / subject    the last good run's job (healer.yml): a real git repo
                                                        with that commit and a commit by ``author`` making
@@ -41,7 +41,8 @@ import yaml
 from healer.evidence import Evidence
 from healer.evidence.lineage import python_lineage, sql_lineage
 from healer.evidence.locations import LocationCandidate, Moves
-from healer.evidence.probes import CastProbe, DuplicateProbe, Probes, ZeroProbe, json_probe
+from healer.evidence.probes import (CastProbe, DuplicateProbe, NullProbe, Probes, WidenProbe, ZeroProbe,
+                                   json_probe)
 from healer.evidence.schema import diff_inputs
 from healer.failure import Failure, classify
 from healer.fixers import default_fixers, propose_all
@@ -137,12 +138,16 @@ def evidence_for(case: dict, root: Path) -> Evidence:
         probes = Probes(casts=[CastProbe(**{**c, "examples": tuple(c.get("examples", ()))}) for c in p.get("casts", [])],
                         zeros=[ZeroProbe(**z) for z in p.get("zeros", [])],
                         duplicates=[DuplicateProbe(**d) for d in p.get("duplicates", [])],
+                        widenings=[WidenProbe(**w) for w in p.get("widenings", [])],
+                        nulls=[NullProbe(**n) for n in p.get("nulls", [])],
                         json=[json_probe(*k.split(".", 1), docs) for k, docs in (case.get("json_docs") or {}).items()])
     moves = None
     if "moves" in case:
         moves = Moves({name: [LocationCandidate(input=name, kind=c.get("kind", "path"), location=c["location"],
                                                 name_score=c.get("name_score", 0.0),
-                                                schema=spark_schema(c.get("schema")), profile=_profile(c.get("profile")))
+                                                schema=spark_schema(c.get("schema")), profile=_profile(c.get("profile")),
+                                                found_by=c.get("found_by", "name"),
+                                                widened=tuple(WidenProbe(**w) for w in c.get("widened", [])))
                               for c in cands] for name, cands in case["moves"].items()})
         _score_names(moves, specs)
     changes, unreadable = _code_changes(case, root, job), _unreadable(case, specs)

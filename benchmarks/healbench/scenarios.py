@@ -304,6 +304,82 @@ def corrected_names(repo: Path) -> None:
     drift.replay_rows(data(repo), "customers", fraction=0.05, amend=amend)
 
 
+# -- drift that comes in pairs (issue 17): one release does two things ----------------------------
+
+def widen(repo: Path, table: str, columns: dict[str, pa.DataType]) -> None:
+    """Upstream widened some columns' types (INT -> BIGINT, ...); the values are the same."""
+
+    def change(t: pa.Table) -> pa.Table:
+        for c, typ in columns.items():
+            t = t.set_column(t.column_names.index(c), c, pc.cast(t.column(c), typ))
+        return t
+
+    drift._rewrite(data(repo), table, change)
+
+
+def onboard_rows(repo: Path, table: str, fraction: float, amend, seed: int = 23) -> None:
+    """A new source is onboarded: ``amend``ed copies of a seeded fraction of rows appended at the
+    end of the table, past the first rows a bounded profile reads."""
+    import numpy as np
+
+    def change(t: pa.Table) -> pa.Table:
+        rng = np.random.default_rng(seed)
+        copies = t.take(pa.array(np.flatnonzero(rng.random(t.num_rows) < fraction)))
+        return pa.concat_tables([t, amend(copies)])
+
+    drift._rewrite(data(repo), table, change)
+
+
+def _set(t: pa.Table, column: str, values) -> pa.Table:
+    typ = t.schema.field(column).type
+    return t.set_column(t.column_names.index(column), column, pa.array(values, typ) if isinstance(values, list)
+                        else pc.cast(values, typ))
+
+
+def _nulls(t: pa.Table, column: str) -> pa.Table:
+    return _set(t, column, [None] * t.num_rows)
+
+
+def marketplace_orders(repo: Path) -> None:
+    """Orders of a newly onboarded marketplace arrive without order_ts (new order ids, at the end)."""
+    onboard_rows(repo, "orders", 0.015, lambda t: _nulls(_set(t, "order_id", pc.add(t.column("order_id"), 5_000_000)),
+                                                       "order_ts"))
+
+
+def provider_payments(repo: Path) -> None:
+    """Payments of a newly onboarded provider arrive without paid_at (new ids, at the end)."""
+    onboard_rows(repo, "payments", 0.02, lambda t: _nulls(_set(t, "payment_id", pc.add(t.column("payment_id"), 5_000_000)),
+                                                         "paid_at"))
+
+
+def sample_orders(repo: Path) -> None:
+    """A free-sample programme is onboarded: new orders whose lines all have quantity 0 and line_total 0."""
+
+    def amend(t: pa.Table) -> pa.Table:
+        t = _set(t, "order_id", pc.add(t.column("order_id"), 10_000_000))
+        t = _set(t, "quantity", [0] * t.num_rows)
+        return _set(t, "line_total", [0.0] * t.num_rows)
+
+    onboard_rows(repo, "order_items", 0.01, amend)
+
+
+def reversed_orders(repo: Path) -> None:
+    """A new billing system is onboarded: orders booked and fully reversed (a line, then the same line
+    negated), so their quantities sum to 0 while no single quantity is 0."""
+
+    def amend(t: pa.Table) -> pa.Table:
+        t = _set(t, "order_id", pc.add(t.column("order_id"), 20_000_000))
+        back = _set(_set(_set(t, "quantity", pc.negate(t.column("quantity"))), "line_total",
+                         pc.negate(t.column("line_total"))), "line_no", pc.add(t.column("line_no"), 100))
+        return pa.concat_tables([t, back])
+
+    onboard_rows(repo, "order_items", 0.01, amend)
+
+
+LINE_PRICE_PY = "jobs/line_unit_price_py.py"
+ITEMS_READ = 'items = spark.table("order_items")'
+
+
 # -- the catalogue ----------------------------------------------------------------------------------
 
 SCENARIOS: list[Scenario] = [
@@ -420,6 +496,47 @@ SCENARIOS: list[Scenario] = [
              lambda r: (write(r, "jobs/channel_mix_py.py", PY_TSQL), commit(r, "channel_mix_py: T-SQL from the old warehouse")),
              lambda r: write(r, "jobs/channel_mix_py.py", PY_TSQL_FIXED),
              "rule:dialect_slip", what="spark.sql text rewritten in T-SQL"),
+    # drift that comes in pairs (issue 17)
+    Scenario("pair-sql-moved-and-widened", "bench", "line_unit_price", "sql",
+             lambda r: (widen(r, "order_items", {"line_no": pa.int64(), "quantity": pa.int64()}),
+                        drift.move_table(data(r), "order_items", "sales/fct_order_items")),
+             lambda r: (edit(r, "healer.yml", '"${WAREHOUSE}/order_items"', '"${WAREHOUSE}/sales/fct_order_items"'),
+                        edit(r, "jobs/line_unit_price.sql", "  line_no,", "  CAST(line_no AS INT) AS line_no,")),
+             "rule:moved_input", setup=add_line_columns,
+             what="order_items moved to sales/fct_order_items and line_no, quantity widened INT -> BIGINT"),
+    Scenario("pair-py-renamed-and-widened", "bench", "line_unit_price_py", "python",
+             lambda r: (widen(r, "order_items", {"line_no": pa.int64(), "quantity": pa.int64()}),
+                        drift.restyle_columns(data(r), "order_items", "camel")),
+             lambda r: edit(r, LINE_PRICE_PY, ITEMS_READ, ITEMS_READ + '.withColumnRenamed("orderId", "order_id")'
+                            '.withColumnRenamed("lineNo", "line_no").withColumnRenamed("lineTotal", "line_total")'
+                            '.withColumn("line_no", F.col("line_no").cast("int"))'),
+             "rule:renamed_column", setup=add_line_columns,
+             what="order_items columns renamed to camelCase and line_no, quantity widened INT -> BIGINT"),
+    Scenario("pair-sql-moved-unlike-name", "retail", "customer_lifetime", "sql",
+             lambda r: drift.move_table(data(r), "payments", "billing/settlements"),
+             lambda r: edit(r, "healer.yml", '"${WAREHOUSE}/payments"', '"${WAREHOUSE}/billing/settlements"'),
+             "rule:moved_input", what="payments moved to billing/settlements: a name nothing like the old one"),
+    Scenario("pair-py-moved-unlike-name", "retail", "clean_customers", "python",
+             lambda r: drift.move_table(data(r), "customers", "crm/accounts"),
+             lambda r: edit(r, "healer.yml", '"${WAREHOUSE}/customers"', '"${WAREHOUSE}/crm/accounts"'),
+             "rule:moved_input", what="customers moved to crm/accounts: a name nothing like the old one"),
+    Scenario("pair-sql-zero-aggregate", "bench", "order_unit_price", "sql", reversed_orders,
+             lambda r: edit(r, "jobs/order_unit_price.sql", "SUM(line_total) / SUM(quantity)",
+                            "SUM(line_total) / NULLIF(SUM(quantity), 0)"),
+             "rule:zero_divisor", setup=add_line_columns,
+             what="onboarded orders booked and reversed: SUM(quantity) is 0, no quantity is"),
+    Scenario("pair-py-zero-onboarded", "bench", "order_unit_price_py", "python", sample_orders,
+             lambda r: edit(r, "jobs/order_unit_price_py.py", 'F.col("total") / F.col("units")',
+                            'F.col("total") / F.nullif(F.col("units"), F.lit(0))'),
+             "rule:zero_divisor", setup=add_line_columns,
+             what="onboarded free-sample orders: the aggregate divisor units is 0"),
+    Scenario("pair-sql-null-derived-month", "bench", "channel_mix", "sql", marketplace_orders,
+             lambda r: edit(r, "jobs/channel_mix.sql", "FROM orders\nGROUP BY", "FROM orders\nWHERE order_ts IS NOT NULL\nGROUP BY"),
+             "rule:null_surge", what="onboarded orders without order_ts, past the profiled rows: month is NULL"),
+    Scenario("pair-py-null-derived-day", "bench", "daily_payments", "python", provider_payments,
+             lambda r: edit(r, "jobs/daily_payments.py", 'spark.table("payments")',
+                            'spark.table("payments").where("paid_at IS NOT NULL")'),
+             "rule:null_surge", what="onboarded payments without paid_at, past the profiled rows: day is NULL"),
     # no safe fix: the right answer is to decline
     Scenario("decline-dropped-column", "retail", "revenue_by_category", "sql",
              lambda r: drift.drop_column(data(r), "order_items", "discount"),

@@ -92,13 +92,17 @@ class Evidence:
             found += [f"  {z.input}.{z.column}: {z.zeros} zero(s) in {z.rows} rows" for z in p.zeros if z.zeros]
             found += [f"  {d.input}: {d.duplicates} exact duplicate row(s) in {d.rows} rows" for d in p.duplicates
                       if d.duplicates]
+            found += [f"  {w.input}.{w.column} widened {w.old_type} -> {w.new_type}: {w.misfits} of {w.non_null} "
+                      f"values do not fit {w.old_type}" for w in p.widenings]
+            found += [f"  {n.input}.{n.column}: {n.nulls} NULL(s) in {n.rows} rows" for n in p.nulls if n.nulls]
             found += [f"  {j.input}.{j.column}: JSON paths {', '.join(sorted(j.paths)[:8])} in {j.docs} documents"
                       for j in p.json]
             lines += ["value probes on the current inputs:", *found] if found else []
         if self.moves is not None:
             for name, cands in self.moves.candidates.items():
                 lines.append(f"where {name} may have gone: " + (", ".join(
-                    f"{c.location} (name {c.name_score:.2f})" for c in cands[:5]) or "nothing similar found"))
+                    f"{c.location} ({'its columns match' if c.found_by == 'fingerprint' else 'name'} "
+                    f"{c.name_score:.2f})" for c in cands[:5]) or "nothing similar found"))
             lines += [f"  note: {n}" for n in self.moves.notes]
         return lines
 
@@ -110,7 +114,8 @@ class Evidence:
         if self.moves is not None:
             moves = {"notes": list(self.moves.notes), "candidates": {
                 name: [{"location": c.location, "kind": c.kind, "name_score": c.name_score,
-                        "columns": len((c.schema or {}).get("fields", [])), "modified_ms": c.modified_ms}
+                        "columns": len((c.schema or {}).get("fields", [])), "modified_ms": c.modified_ms,
+                        "found_by": c.found_by}
                        for c in cands] for name, cands in self.moves.candidates.items()}}
         return {
             "failure": self.failure.to_json(),
@@ -171,7 +176,7 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
     else:
         lineage = python_lineage(source, schemas_for_lineage, outputs)
     probes, moves = _catalogue_evidence(spark, failure, pipeline, source, frames, current_schemas, diffs,
-                                        profile_rows)
+                                        profile_rows, lineage=lineage, old_schemas=old_schemas or {})
     commits, changes = [], None
     if repo is not None:
         paths = [pipeline.job] + ([pipeline.expectations] if pipeline.expectations else [])
@@ -200,30 +205,53 @@ def _first_line(exc: BaseException) -> str:
 
 
 # -- hook: evidence for the repair catalogue's rules (issue 4) ------------------------------------
-def _catalogue_evidence(spark, failure, pipeline, source, frames, current_schemas, diffs, profile_rows):
+def _catalogue_evidence(spark, failure, pipeline, source, frames, current_schemas, diffs, profile_rows,
+                        lineage=None, old_schemas=None):
     """Value probes for jobs that cast, divide or extract JSON, duplicate rows when a uniqueness
-    expectation failed; candidates for missing inputs.
+    expectation failed, NULLs behind a failed not-NULL expectation, values of widened columns;
+    candidates for missing inputs.
 
     Best effort: evidence that cannot be gathered is left out, never a crash.
     """
     from healer.evidence.locations import find_moves
-    from healer.evidence.probes import WANTED, probe, wanted_kinds
+    from healer.evidence.probes import WANTED, probe, wanted_kinds, widened_columns
     from healer.runner.profile import schema_columns
 
     probes = moves = None
-    if failure.category in WANTED:
+    kinds = wanted_kinds(failure) if failure.category in WANTED else set()
+    widened = widened_columns(diffs)  # a rename often comes with a widening: do the values still fit?
+    if kinds or widened:
         try:
             columns = {n: {c.lower() for c in schema_columns(s)} for n, s in current_schemas.items() if s}
-            probes = probe(spark, frames, source, pipeline.kind, columns, kinds=wanted_kinds(failure))
+            nulls = _not_null_sources(failure, lineage, list(frames)) if "nulls" in kinds else {}
+            probes = probe(spark, frames, source, pipeline.kind, columns, kinds=kinds, widened=widened,
+                           null_columns=nulls)
         except Exception:
             probes = None
     missing = [d.input for d in diffs if d.gone] or [n for n, s in current_schemas.items() if s is None]
     if missing:
         try:
-            moves = find_moves(spark, pipeline, missing, profile_rows=profile_rows)
+            moves = find_moves(spark, pipeline, missing, profile_rows=profile_rows, old_schemas=old_schemas)
         except Exception:
             moves = None
     return probes, moves
+
+
+def _not_null_sources(failure, lineage, inputs: list[str]) -> dict[str, set[str]]:
+    """input -> the columns the outputs of failed not-NULL expectations are computed from."""
+    if lineage is None:
+        return {}
+    by_lower = {n.lower(): n for n in inputs}
+    out: dict[str, set[str]] = {}
+    for e in failure.failed_expectations or []:
+        if e.get("kind") != "column_values_not_null" or not e.get("column"):
+            continue
+        sources = next((v for k, v in lineage.outputs.items() if k.lower() == e["column"].lower()), None)
+        for src in sources if sources else lineage.referenced:
+            name, _, column = src.partition(".")
+            if name.lower() in by_lower and column:
+                out.setdefault(by_lower[name.lower()], set()).add(column)
+    return out
 
 
 def _output_columns(last_good: RunRecord | None) -> list[str]:

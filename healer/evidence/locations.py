@@ -6,17 +6,30 @@ moved it (``orders`` -> ``orders_v2``, ``data/orders`` -> ``data/sales/orders``,
 siblings of its folder and their children, two levels up at most — and the catalog, keeps
 the readable candidates whose names resemble the old one, and records each candidate's
 schema and a bounded profile so a fixer can judge whether it is the same data.
+
+A move under a new naming standard may leave nothing of the old name (``payments`` ->
+``billing/settlements``). So the places whose names do not resemble it are fingerprinted
+too: their schemas are read (cheap: file footers, the catalog) and the ones holding every
+column of the last good input, with the same or a widened type, are profiled like the
+rest, marked ``found_by="fingerprint"``. Widened columns (INT -> BIGINT, ...) are probed
+for values that no longer fit the old type.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
+from healer.evidence.probes import WidenProbe, widen_probe, widens
 from healer.evidence.schema import name_similarity
 from healer.runner import io
 
+log = logging.getLogger(__name__)
+
 MAX_LISTED = 500  # directory entries looked at per missing input
 MAX_READ = 6  # candidates whose schema and profile are read
+MAX_FINGERPRINTED = 40  # unlike-named places whose schema is read, per missing input
+MAX_EXTRA = 0.5  # a fingerprint match may carry at most this share of columns the old input did not have
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,8 @@ class LocationCandidate:
     schema: dict | None = None  # Spark schema JSON
     profile: dict | None = None  # bounded profile, same row limit as run profiles
     modified_ms: int | None = None  # newest file modification time (paths only)
+    found_by: str = "name"  # "name" (it resembles the old name) | "fingerprint" (its columns match)
+    widened: tuple[WidenProbe, ...] = ()  # columns wider than at the last good run, and whether values fit
 
 
 @dataclass
@@ -109,9 +124,26 @@ def _local(path: str) -> str:
     return path[len("file:"):] if path.startswith("file:") else path
 
 
-def find_moves(spark, pipeline, missing: list[str], profile_rows: int = 10000) -> Moves:
-    """Candidates for every missing input of ``pipeline`` (input names in ``missing``)."""
-    from healer.runner.profile import profile, schema_json
+def fingerprint_match(old_columns: dict[str, str], columns: dict[str, str]) -> dict[str, tuple[str, str]] | None:
+    """The widened columns ({column: (old type, new type)}) when ``columns`` hold every one of
+    ``old_columns`` with the same or a wider type and not many more; None when they do not."""
+    now = {c.lower(): t for c, t in columns.items()}
+    widened = {}
+    for column, typ in old_columns.items():
+        found = now.get(column.lower())
+        if found is None or (found != typ and not widens(typ, found)):
+            return None
+        if found != typ:
+            widened[column] = (typ, found)
+    extra = len(set(now) - {c.lower() for c in old_columns})
+    return widened if extra <= MAX_EXTRA * len(now) else None
+
+
+def find_moves(spark, pipeline, missing: list[str], profile_rows: int = 10000,
+               old_schemas: dict | None = None) -> Moves:
+    """Candidates for every missing input of ``pipeline`` (input names in ``missing``);
+    ``old_schemas`` (the last good run's input schemas) let unlike-named places in by fingerprint."""
+    from healer.runner.profile import schema_columns, schema_json
 
     moves = Moves()
     for name in missing:
@@ -124,21 +156,65 @@ def find_moves(spark, pipeline, missing: list[str], profile_rows: int = 10000) -
             moves.notes.append(f"{name}: could not list near {old}: {type(exc).__name__}")
             continue
         old_base = basename(old, kind)
-        places = [p for p in places if not _written_by_pipelines(p, pipeline)]
+        # where pipelines write is never an input; nor is where another input of this pipeline lives
+        others = {_local(x.location).rstrip("/").lower() for n, x in pipeline.inputs.items() if n != name}
+        places = [p for p in places if not _written_by_pipelines(p, pipeline)
+                  and _local(p).rstrip("/").lower() not in others and p.lower() not in others]
         scored = sorted(((name_similarity(old_base, basename(p, kind)), p) for p in places), key=lambda x: -x[0])
+        old_schema = (old_schemas or {}).get(name)
+        old_columns = schema_columns(old_schema) if old_schema else None
         out = []
         for score, place in [x for x in scored if x[0] >= 0.5][:MAX_READ]:
-            try:  # read as the job would read it there (format, options, CSV header defaults)
-                df = io.read_input(spark, replace(spec, path=place) if kind == "path" else replace(spec, table=place))
-                schema = schema_json(df)
-                prof = profile(df, row_limit=profile_rows)
-            except Exception:
-                continue  # not data in this format: not a candidate
-            location = _local(place) if kind == "path" and spec.path and not spec.path.startswith("file:") else place
-            out.append(LocationCandidate(name, kind, location, round(score, 3), schema, prof,
-                                         _newest(spark, place) if kind == "path" else None))
-        moves.candidates[name] = out
+            df = _read(spark, spec, kind, place)
+            if df is not None:
+                out.append(_candidate(spark, name, spec, kind, place, score, df, "name", old_columns, profile_rows))
+        if old_columns:
+            matched = []
+            for score, place in [x for x in scored if x[0] < 0.5][:MAX_FINGERPRINTED]:
+                df = _read(spark, spec, kind, place)
+                if df is not None and fingerprint_match(old_columns, schema_columns(schema_json(df))) is not None:
+                    matched.append((score, place, df))
+            if len(matched) > MAX_READ:
+                moves.notes.append(f"{name}: {len(matched)} unlike-named places hold its columns; only "
+                                   f"{MAX_READ} were profiled")
+            for score, place, df in matched[:MAX_READ]:
+                out.append(_candidate(spark, name, spec, kind, place, score, df, "fingerprint", old_columns,
+                                      profile_rows))
+        moves.candidates[name] = [c for c in out if c is not None]
     return moves
+
+
+def _read(spark, spec, kind: str, place: str):
+    """The DataFrame at ``place`` read as the job would read it there (format, options, CSV header
+    defaults) with its schema resolved; None when it is not data in that format."""
+    from healer.runner.profile import schema_json
+
+    try:
+        df = io.read_input(spark, replace(spec, path=place) if kind == "path" else replace(spec, table=place))
+        schema_json(df)
+        return df
+    except Exception:
+        return None
+
+
+def _candidate(spark, name, spec, kind, place, score, df, found_by, old_columns, profile_rows):
+    from healer.runner.profile import profile, schema_columns, schema_json
+
+    try:
+        schema = schema_json(df)
+        prof = profile(df, row_limit=profile_rows)
+    except Exception:
+        return None  # the schema reads, the rows do not: not a candidate
+    widened = fingerprint_match(old_columns, schema_columns(schema)) if old_columns else None
+    probes = ()
+    if widened:
+        try:
+            probes = tuple(widen_probe(name, df, widened))
+        except Exception as exc:  # no probe: the fixer falls back on the profile and says so
+            log.debug("widen probe at %s failed: %s", place, exc)
+    location = _local(place) if kind == "path" and spec.path and not spec.path.startswith("file:") else place
+    return LocationCandidate(name, kind, location, round(score, 3), schema, prof,
+                             _newest(spark, place) if kind == "path" else None, found_by, probes)
 
 
 def _newest(spark, path: str) -> int | None:

@@ -21,18 +21,68 @@ from healer.redact import mask_if_secret
 # be zero, JSON paths that may have moved (an expectation on NULLs is how that shows), rows
 # repeated whole (a uniqueness expectation is how a replayed batch shows)
 WANTED = {"type_cast": {"casts"}, "unknown": {"casts", "zeros"}, "divide_by_zero": {"zeros"},
-          "expectation": {"json", "duplicates"}}
+          "expectation": {"json", "duplicates", "nulls"}}
 CATEGORIES = set(WANTED)
 UNIQUENESS = {"column_values_unique", "compound_columns_unique"}  # what whole-row duplicates break
+NOT_NULL = {"column_values_not_null"}  # what NULL input values behind an output break
+
+# integral types by width; a column moving right along this list is widened, never narrowed
+INTEGRAL = ("tinyint", "smallint", "int", "bigint")
 
 
 def wanted_kinds(failure) -> set[str]:
     """The probe kinds worth their cost for this failure (``WANTED``, with the duplicates
-    count only when a uniqueness expectation failed)."""
+    count only when a uniqueness expectation failed, NULL counts only when a not-NULL one did)."""
     kinds = set(WANTED.get(failure.category, set()))
-    if not any(e.get("kind") in UNIQUENESS for e in failure.failed_expectations or []):
+    failed = {e.get("kind") for e in failure.failed_expectations or []}
+    if not failed & UNIQUENESS:
         kinds.discard("duplicates")
+    if not failed & NOT_NULL:
+        kinds.discard("nulls")
     return kinds
+
+
+def widened_columns(diffs) -> dict[str, dict[str, tuple[str, str]]]:
+    """input -> {column as it is now: (old type, new type)} for the widened columns of a schema
+    diff: retyped in place, or renamed and retyped in one go."""
+    out: dict[str, dict[str, tuple[str, str]]] = {}
+    for d in diffs:
+        found = {c: t for c, t in d.retyped.items() if widens(*t)}
+        for r in d.renames:
+            old, new = d.dropped.get(r.old), d.added.get(r.new)
+            if old and new and widens(old, new):
+                found[r.new] = (old, new)
+        if found:
+            out[d.input] = found
+    return out
+
+
+def _decimal(typ: str) -> tuple[int, int] | None:
+    if not typ.startswith("decimal(") or not typ.endswith(")"):
+        return None
+    try:
+        precision, scale = (int(x) for x in typ[len("decimal("):-1].split(","))
+    except ValueError:
+        return None
+    return precision, scale
+
+
+def widens(old: str, new: str) -> bool:
+    """Whether ``new`` holds every value of ``old`` exactly: INT -> BIGINT, FLOAT -> DOUBLE,
+    DECIMAL(p,s) -> DECIMAL(p',s') with no fewer integer or fraction digits."""
+    old, new = old.lower(), new.lower()
+    if old == new:
+        return False
+    if old in INTEGRAL and new in INTEGRAL:
+        return INTEGRAL.index(new) > INTEGRAL.index(old)
+    if old == "float" and new == "double":
+        return True
+    a, b = _decimal(old), _decimal(new)
+    if a and b:
+        return b[1] >= a[1] and b[0] - b[1] >= a[0] - a[1]
+    if old in INTEGRAL and b:  # INT -> DECIMAL(12,2): 10 integer digits hold any INT
+        return b[0] - b[1] >= {"tinyint": 3, "smallint": 5, "int": 10, "bigint": 19}[old]
+    return False
 
 
 @dataclass(frozen=True)
@@ -80,12 +130,56 @@ class DuplicateProbe:
         return self.rows - self.distinct
 
 
+@dataclass(frozen=True)
+class WidenProbe:
+    """A column whose type widened (INT -> BIGINT, ...): do its current values still fit the old type?"""
+
+    input: str
+    column: str
+    old_type: str
+    new_type: str
+    rows: int  # rows scanned
+    non_null: int
+    misfits: int  # non-NULL values that do not survive CAST to the old type and back unchanged
+    min: object = None  # the range seen, for the reviewer
+    max: object = None
+
+    @property
+    def fits(self) -> bool:
+        return self.misfits == 0
+
+
+@dataclass(frozen=True)
+class NullProbe:
+    """NULLs in an input column an output that must not be NULL comes from, over every scanned row
+    (a profile reads only the first rows; newly onboarded rows arrive at the end)."""
+
+    input: str
+    column: str
+    rows: int
+    nulls: int
+
+    @property
+    def fraction(self) -> float:
+        return self.nulls / self.rows if self.rows else 0.0
+
+
 @dataclass
 class Probes:
     casts: list[CastProbe] = field(default_factory=list)
     zeros: list[ZeroProbe] = field(default_factory=list)
     json: list[JsonProbe] = field(default_factory=list)
     duplicates: list[DuplicateProbe] = field(default_factory=list)
+    widenings: list[WidenProbe] = field(default_factory=list)
+    nulls: list[NullProbe] = field(default_factory=list)
+
+    def widening(self, input_name: str | None, column: str) -> WidenProbe | None:
+        return next((p for p in self.widenings if (input_name is None or p.input.lower() == input_name.lower())
+                     and p.column.lower() == column.lower()), None)
+
+    def null(self, input_name: str | None, column: str) -> NullProbe | None:
+        return next((p for p in self.nulls if (input_name is None or p.input.lower() == input_name.lower())
+                     and p.column.lower() == column.lower()), None)
 
     def cast(self, input_name: str | None, operand: str, type_: str) -> CastProbe | None:
         return next((p for p in self.casts if (input_name is None or p.input == input_name)
@@ -140,12 +234,24 @@ def plan(source: str, kind: str, input_columns: dict[str, set[str]]) -> dict[str
 
 
 def probe(spark, frames: dict, source: str, kind: str, input_columns: dict[str, set[str]],
-          scan_rows: int = 1_000_000, json_docs: int = 500, kinds: set[str] | None = None) -> Probes:
+          scan_rows: int = 1_000_000, json_docs: int = 500, kinds: set[str] | None = None,
+          widened: dict[str, dict[str, tuple[str, str]]] | None = None,
+          null_columns: dict[str, set[str]] | None = None) -> Probes:
     """Run the probes the job calls for on the current inputs (``frames``: input -> DataFrame);
-    ``kinds`` limits them to some of "casts", "zeros", "json", "duplicates"."""
+    ``kinds`` limits them to some of "casts", "zeros", "json", "duplicates", "nulls".
+
+    ``widened`` (input -> {column: (old type, new type)}) are checked for values that no longer
+    fit the old type; ``null_columns`` (input -> columns) get their NULLs counted ("nulls")."""
     from pyspark.sql import functions as F
 
     out = Probes()
+    for input_name, columns in sorted((widened or {}).items()):
+        if frames.get(input_name) is not None:
+            out.widenings += widen_probe(input_name, frames[input_name], columns, scan_rows)
+    if kinds is None or "nulls" in kinds:
+        for input_name, columns in sorted((null_columns or {}).items()):
+            if frames.get(input_name) is not None:
+                out.nulls += null_probe(input_name, frames[input_name], columns, scan_rows)
     if kinds is None or "duplicates" in kinds:
         for input_name in sorted(frames):
             found = duplicate_probe(input_name, frames[input_name], scan_rows)
@@ -193,6 +299,58 @@ def probe(spark, frames: dict, source: str, kind: str, input_columns: dict[str, 
             docs = [r[0] for r in df.where(F.col(f"`{column}`").isNotNull()).select(f"`{column}`").limit(json_docs).collect()]
             out.json.append(json_probe(input_name, column, docs))
     return out
+
+
+def widen_probe(input_name: str, df, columns: dict[str, tuple[str, str]],
+                scan_rows: int = 1_000_000) -> list[WidenProbe]:
+    """For widened columns (``{column: (old type, new type)}``), in one pass: how many values
+    would not come back unchanged from a CAST to the old type. Empty when it cannot be counted."""
+    from pyspark.sql import functions as F
+
+    present = {c.lower(): c for c in df.columns}
+    cols = [(present[c.lower()], old, new) for c, (old, new) in sorted(columns.items()) if c.lower() in present]
+    if not cols:
+        return []
+    df = df.limit(scan_rows)
+    aggs = [F.count(F.lit(1)).alias("rows")]
+    for i, (column, old, new) in enumerate(cols):
+        ref = f"`{column.replace('`', '``')}`"
+        back = f"CAST(TRY_CAST({ref} AS {old}) AS {new})"
+        aggs += [F.expr(f"COUNT({ref})").alias(f"n{i}"),
+                 F.expr(f"SUM(CASE WHEN {ref} IS NOT NULL AND ({back} IS NULL OR {back} <> {ref}) THEN 1 ELSE 0 END)")
+                 .alias(f"m{i}"), F.expr(f"MIN({ref})").alias(f"lo{i}"), F.expr(f"MAX({ref})").alias(f"hi{i}")]
+    try:
+        row = df.agg(*aggs).first().asDict()
+    except Exception:  # a type Spark will not cast: no evidence, not a crash
+        return []
+    rows = int(row["rows"] or 0)
+    return [WidenProbe(input_name, column, old, new, rows, int(row[f"n{i}"] or 0), int(row[f"m{i}"] or 0),
+                       _plain(row[f"lo{i}"]), _plain(row[f"hi{i}"])) for i, (column, old, new) in enumerate(cols)]
+
+
+def null_probe(input_name: str, df, columns: set[str], scan_rows: int = 1_000_000) -> list[NullProbe]:
+    """NULL counts of some columns over the first ``scan_rows`` rows, in one pass."""
+    from pyspark.sql import functions as F
+
+    present = {c.lower(): c for c in df.columns}
+    cols = sorted(present[c.lower()] for c in columns if c.lower() in present)
+    if not cols:
+        return []
+    df = df.limit(scan_rows)
+    aggs = [F.count(F.lit(1)).alias("rows")] + [
+        F.sum(F.when(F.col(f"`{c}`").isNull(), 1).otherwise(0)).alias(f"n{i}") for i, c in enumerate(cols)]
+    try:
+        row = df.agg(*aggs).first().asDict()
+    except Exception:
+        return []
+    return [NullProbe(input_name, c, int(row["rows"] or 0), int(row[f"n{i}"] or 0)) for i, c in enumerate(cols)]
+
+
+def _plain(value):
+    """A probe's min/max as JSON-friendly data (decimals as floats)."""
+    from decimal import Decimal
+
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def duplicate_probe(input_name: str, df, scan_rows: int = 1_000_000) -> DuplicateProbe | None:

@@ -179,6 +179,8 @@ def type_similarity(a: str, b: str) -> float:
         return 1.0
     if a in NUMERIC and b in NUMERIC or a.startswith("decimal") and b in NUMERIC | {"decimal"}:
         return 0.7
+    if a.startswith("decimal") and b.startswith("decimal"):  # DECIMAL(10,2) -> DECIMAL(18,2): a widening
+        return 0.7
     if a in TEMPORAL and b in TEMPORAL:
         return 0.7
     if "string" in (a, b):

@@ -5,7 +5,10 @@ leads to an input column whose NULL fraction jumped since the last good run (it 
 zero, or far lower, in that run's input profile; it is not now). The job then drops the
 input's rows whose column is NULL where it reads the input: SQL gets ``<alias>.col IS NOT
 NULL`` in the WHERE of the SELECT reading the table, PySpark a ``.where("col IS NOT
-NULL")`` on ``spark.table("x")``. Every other row is computed as before.
+NULL")`` on ``spark.table("x")``. Every other row is computed as before. The output may be
+derived (a month from a date, a key from a split): lineage leads through the derivation to
+the input column. NULLs now are counted over every scanned row when a probe did (new rows
+of an onboarded source arrive at the end, past the rows a profile reads), else profiled.
 
 Dropping rows changes what the data means and hides an upstream data problem: the patch
 says how many rows go (a draft PR). When more than ``MAX_SHARE`` of the rows are NULL it is
@@ -101,6 +104,10 @@ class NullSurge:
         name, _, column = source.partition(".")
         before = _nulls(evidence.last_good.input_profiles or {}, name, column)
         now = _nulls(evidence.current_profiles or {}, name, column)
+        probe = evidence.probes.null(name, column) if evidence.probes is not None else None
+        if probe is not None and probe.rows and (now is None or probe.rows > now.rows):
+            # a profile reads the first rows only; newly onboarded rows arrive at the end
+            now = ColumnNulls(probe.column, probe.fraction, probe.rows)
         if before is None or now is None:
             return None  # no profile to compare: a surge cannot be told from a habit
         if now.fraction <= 0 or now.fraction < SURGE_FACTOR * before.fraction:

@@ -173,3 +173,129 @@ def _near(lo: float, hi: float, old_lo, old_hi) -> bool:
         return True
     span = max(abs(old_hi), abs(old_lo), 1.0)
     return max(abs(hi), abs(lo)) <= span * 10 and max(abs(hi), abs(lo)) >= span / 10
+
+
+# -- widened columns: a rename or a move often widens a few types in the same release -------------
+#
+# INT -> BIGINT, FLOAT -> DOUBLE, DECIMAL(10,2) -> DECIMAL(18,2) break nothing by themselves,
+# but they change the type of every output computed from the column. Paired with a rename or
+# a move, the rule fixing that also decides the widened columns: cast back to the old type
+# when every current value fits (counted by a probe on the current rows, else read from a
+# profile, where an ANSI CAST still fails loudly on a value that does not fit), else keep
+# the wider type and say so.
+
+INTEGRAL_RANGE = {"tinyint": 2 ** 7, "smallint": 2 ** 15, "int": 2 ** 31, "bigint": 2 ** 63}
+
+
+@dataclass(frozen=True)
+class CastBack:
+    """A widened column the job reads, and what the fix does with it."""
+
+    input: str
+    column: str  # the name the job reads (the old name)
+    now: str  # its name in the input now
+    old_type: str
+    new_type: str
+    cast: bool  # True: cast back to old_type (every value fits); False: the wider type is kept
+    why: str  # how the fit was judged, for the rationale
+    doubt: str = ""
+
+    def sql(self, ref: str) -> str:
+        return f"CAST({ref} AS {self.old_type.upper()})"
+
+    def python(self, functions_alias: str) -> str:
+        return (f".withColumn({pyedit.py_string(self.column)}, {functions_alias}.col({pyedit.py_string(self.column)})"
+                f".cast({pyedit.py_string(self.old_type)}))")
+
+    def describe(self) -> str:
+        return f"{self.input}.{self.now} {self.old_type} -> {self.new_type}"
+
+
+def cast_back(input_name: str, column: str, now: str, old_type: str, new_type: str, probe=None,
+              profile_col: dict | None = None, profile_rows: int | None = None) -> CastBack:
+    """Cast back when the values fit: a probe over the current rows decides; without one the
+    profile's range may (integers and decimals only: an ANSI CAST of a value outside it fails
+    the run rather than changing it silently)."""
+    base = dict(input=input_name, column=column, now=now, old_type=old_type, new_type=new_type)
+    if probe is not None:
+        seen = f" (range {probe.min}..{probe.max})" if probe.min is not None else ""
+        if probe.fits:
+            return CastBack(**base, cast=True, why=f"all {probe.non_null} non-NULL values of {now} in the "
+                                                   f"{probe.rows} rows scanned fit {old_type}{seen}")
+        return CastBack(**base, cast=False, why=f"{probe.misfits} of {probe.non_null} values of {now} do not fit "
+                                                f"{old_type}{seen}",
+                        doubt=f"{input_name}.{now} widened {old_type} -> {new_type} and {probe.misfits} of its "
+                              f"{probe.non_null} values do not fit {old_type}: the output keeps {new_type} where it "
+                              f"comes from {column}; its consumers must accept the wider type")
+    low, high = (profile_col or {}).get("min"), (profile_col or {}).get("max")
+    if _fits_range(old_type, low, high) and not _finer(old_type, new_type):
+        return CastBack(**base, cast=True, why=f"the profiled values of {now} ({low}..{high}) fit {old_type}",
+                        doubt=f"{input_name}.{now} was checked against {old_type} on a profile"
+                              + (f" of {profile_rows} rows" if profile_rows else "")
+                              + f", not every row: a value outside {old_type} would fail the run, not pass changed")
+    return CastBack(**base, cast=False, why=f"whether the values of {now} fit {old_type} is not known",
+                    doubt=f"{input_name}.{now} widened {old_type} -> {new_type} and whether its values fit "
+                          f"{old_type} could not be checked: the output keeps {new_type} where it comes from "
+                          f"{column}; its consumers must accept the wider type")
+
+
+def _finer(old_type: str, new_type: str) -> bool:
+    """A decimal that gained fraction digits: a range cannot tell whether casting back rounds."""
+    def scale(t):
+        return int(t[:-1].split(",")[1]) if t.startswith("decimal(") and "," in t else 0
+    return scale(new_type) > scale(old_type)
+
+
+def widened_backs(evidence, input_name: str, pairs: dict[str, tuple[str, str, str]], probes=None,
+                  profile: dict | None = None) -> list[CastBack]:
+    """What to do with each widened column ``{name now: (name the job reads, old type, new type)}``
+    of one input: ``probes`` (WidenProbes) decide, else the ``profile`` of the input now."""
+    from healer.fixers.rules._common import job_mentions
+
+    found = {(p.column.lower()): p for p in probes or []}
+    if probes is None and evidence.probes is not None:
+        found = {p.column.lower(): p for p in evidence.probes.widenings if p.input.lower() == input_name.lower()}
+    if profile is None:
+        profile = next((v for k, v in (evidence.current_profiles or {}).items() if k.lower() == input_name.lower()), None)
+    columns = {k.lower(): v for k, v in ((profile or {}).get("columns") or {}).items()}
+    out = []
+    for now, (column, old_type, new_type) in sorted(pairs.items()):
+        if not job_mentions(evidence, input_name, column) and not job_mentions(evidence, input_name, now):
+            continue  # a column the job never reads may be as wide as it likes
+        out.append(cast_back(input_name, column, now, old_type, new_type, found.get(now.lower()),
+                             columns.get(now.lower()), (profile or {}).get("sampled_rows") or (profile or {}).get("row_count")))
+    return out
+
+
+def _fits_range(old_type: str, low, high) -> bool:
+    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
+        return False
+    if old_type in INTEGRAL_RANGE:
+        bound = INTEGRAL_RANGE[old_type]
+        return -bound <= low and high < bound
+    if old_type.startswith("decimal(") and old_type.endswith(")"):
+        precision, scale = (int(x) for x in old_type[len("decimal("):-1].split(","))
+        return max(abs(low), abs(high)) < 10 ** (precision - scale)
+    return False  # FLOAT: a profile's range cannot tell lost precision
+
+
+def cast_back_refs(source: str, input_name: str, backs: list[CastBack], input_columns: dict) -> list:
+    """(ref, CastBack) for every SQL reference to a cast-back column that keeps its name."""
+    out = []
+    for b in backs:
+        if b.cast and b.column.lower() == b.now.lower():
+            out += [(ref, b) for ref in sqledit.column_refs(source, input_name, b.column, input_columns)]
+    return out
+
+
+def widen_summary(backs: list[CastBack]) -> str:
+    """A sentence for a rationale: which widened columns are cast back, which keep their type."""
+    cast = [b for b in backs if b.cast]
+    kept = [b for b in backs if not b.cast]
+    parts = []
+    if cast:
+        parts.append("Widened in the same release, " + "; ".join(f"{b.describe()} is cast back to {b.old_type} ({b.why})"
+                                                               for b in cast) + ", so the output keeps its types.")
+    if kept:
+        parts.append("; ".join(f"{b.describe()} keeps the wider type ({b.why})" for b in kept) + ".")
+    return " ".join(parts)

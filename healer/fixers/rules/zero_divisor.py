@@ -77,7 +77,10 @@ class ZeroDivisor:
     def _python(self, evidence) -> list[Patch]:
         source = evidence.job_source
         known = {c for cols in input_columns(evidence).values() for c in cols}
-        divisions = [(node, cols) for node, cols in jobscan.py_divisors(source, known) if cols]
+        alias = pyedit.functions_alias(source)
+        # a divisor over input columns, or one the job computes (an aggregate's alias: F.col("units"))
+        divisions = [(node, cols) for node, cols in jobscan.py_divisors(source, known)
+                     if cols or _spark_column(node.right, alias)]
         explained = [(node, cols, self._zeros(evidence, [(None, c) for c in cols])) for node, cols in divisions]
         chosen = [x for x in explained if x[2]]
         guessed = not chosen
@@ -111,7 +114,8 @@ class ZeroDivisor:
         divisors = ", ".join(f"`{d}`" for d, _ in found)
         doubts = []
         if guessed:
-            doubts.append("no probed input column holds zeros; every unguarded divisor was guarded, since the "
+            doubts.append("no probed input column holds zeros (a divisor may be computed by the job: an aggregate, "
+                          "a sum that nets to zero over new rows); every unguarded divisor was guarded, since the "
                           "failing one could not be pinned down")
         if aggregate:
             doubts.append("a guarded division sits inside an aggregate: rows with a zero divisor now drop out "
@@ -131,6 +135,19 @@ class ZeroDivisor:
             doubts=doubts,
             details={"divisors": [d for d, _ in found], "zeros": [list(z) for _, zs in found for z in zs]},
         )
+
+
+def _spark_column(node, functions_alias: str | None) -> bool:
+    """Whether an expression is a Spark column (``F.col("x")``, ``F.sum("x")``, ``col("x")``), not
+    a Python number: only a column can be guarded with ``nullif``."""
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call):
+            func = inner.func
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == functions_alias:
+                return True
+            if jobscan.py_column_name(inner):
+                return True
+    return False
 
 
 def _inside_aggregate(node, parents) -> bool:
