@@ -387,7 +387,11 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
         try:
             # Sampling needs only the inputs: it runs while the evidence is gathered.
             sandboxes.for_patch(None).prepare_in_background()
-            evidence = gather(spark, failure, pipeline, last_good, repo=workspace.repo, expectations=expectations)
+            try:
+                evidence = gather(spark, failure, pipeline, last_good, repo=workspace.repo, expectations=expectations)
+            except Exception as exc:  # evidence that cannot be gathered is an outcome with a reason, never a crash
+                first = (str(exc).strip().splitlines() or [""])[0][:300]
+                raise HealerError(f"evidence could not be gathered: {type(exc).__name__}: {first}") from exc
             log(redact(evidence.render()))
             attempt.outcome.evidence = _jsonable({k: v for k, v in evidence.to_json().items() if k != "failure"})
         except BaseException:
@@ -433,7 +437,7 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
         outcome.reason = "no fixer proposed a candidate" + (f" ({'; '.join(notes)})" if notes else "") \
             + f"; root cause: {failure.describe()}" + (
                 "" if evidence.changed else " and no schema drift since the last good run") \
-            + f"; {llm.off_reason()}"
+            + _code_change_note(evidence) + f"; {llm.off_reason()}"
         return None
     trial = _Trial(attempt.workspace, attempt.ledger, outcome, log)
     with timer.stage("sandbox"):
@@ -454,6 +458,17 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
     outcome.validation = {"checks": [asdict(c) for c in verdict.checks], "expectations": verdict.expectations,
                           "sample_sizes": verdict.sample_sizes, "output_rows": verdict.output_rows}
     return Validated(attempt, evidence, patch, verdict, plan)
+
+
+def _code_change_note(evidence) -> str:
+    """What the commits since the last good run changed, for a decline's reason (issue 17)."""
+    changes = getattr(evidence, "changes", None)
+    if changes is None or not changes.commits:
+        return ""
+    last = changes.commits[-1].commit
+    return (f"; the code changed since the last good run: {len(changes.commits)} commit(s) to "
+            f"{', '.join(changes.changed_paths) or 'the pipeline'}, the last {last.sha[:10]} by {last.author} "
+            f"({last.subject[:80]})")
 
 
 def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, timer) -> None:

@@ -159,13 +159,13 @@ def markers(failure) -> str:
 # -- the body --------------------------------------------------------------------------------
 
 def pr_body(failure, evidence, patch, verdict, timings: dict, branch: str, draft: bool, sample_plan: dict, *,
-            usage: dict | None = None, draft_below: float | None = None) -> str:
+            usage: dict | None = None, draft_below: float | None = None, alternative: tuple | None = None) -> str:
     """Markdown body: summary, what failed, root cause, change, validation, lineage, doubts, cost, reproduce.
 
     ``usage`` is the heal's model usage when it differs from the patch's; ``draft_below`` is
     the confidence bar of a ready pull request, named in the draft banner when given.
     """
-    args = (failure, evidence, patch, verdict, timings, branch, draft, sample_plan, usage, draft_below)
+    args = (failure, evidence, patch, verdict, timings, branch, draft, sample_plan, usage, draft_below, alternative)
     body = _render(*args)
     if len(body) > MAX_BODY:
         diff = patch.diff()
@@ -176,7 +176,7 @@ def pr_body(failure, evidence, patch, verdict, timings: dict, branch: str, draft
     return body
 
 
-def _render(failure, evidence, patch, verdict, timings, branch, draft, sample_plan, usage, draft_below,
+def _render(failure, evidence, patch, verdict, timings, branch, draft, sample_plan, usage, draft_below, alternative,
             diff_limit: int | None = None) -> str:
     lines: list[str] = []
     if draft:
@@ -187,6 +187,7 @@ def _render(failure, evidence, patch, verdict, timings, branch, draft, sample_pl
     lines += _change(patch, diff_limit)
     lines += _validation(evidence, verdict, sample_plan)
     lines += _lineage(evidence)
+    lines += _alternative(alternative)
     lines += _doubts(evidence, patch, verdict, draft, draft_below)
     cost = cost_line(patch, usage)
     lines += ["### Cost", cost[:1].upper() + cost[1:] + ".", ""]
@@ -403,6 +404,23 @@ def _shadow_section(verdict) -> list[str]:
     for note in d.notes:
         lines += [f"Note: {_safe(note)}.", ""]
     return lines
+
+
+def _alternative(alternative: tuple | None) -> list[str]:
+    """The other candidate that passed the sandbox, and the figures it lost on."""
+    if not alternative:
+        return []
+    patch, verdict = alternative
+    readiness, shadow = getattr(verdict, "readiness", None), getattr(verdict, "shadow", None)
+    standing = "ready" if readiness is not None and readiness.ready else \
+        f"draft: {_safe(redact(readiness.headline or ''))}" if readiness is not None else "not judged"
+    data = shadow.diff.summary() if shadow is not None and shadow.diff is not None else \
+        ("validated on a sample only" if shadow is None or not shadow.ran else "no last good output to compare")
+    rows = [[_code(patch.fixer), _safe(redact(patch.title)), f"{patch.confidence:.2f}", standing, _safe(data)]]
+    block = table(["fixer", "fix", "confidence", "Healer's verdict", "against the last good output"], rows)
+    return ["### Alternative considered",
+            "Another candidate also passed the sandbox; Healer chose the one above on these figures:", "", block, ""] \
+        + _details("The alternative's diff", _fence(patch.diff().rstrip()[:6000], "diff"))
 
 
 def _num(value) -> str:

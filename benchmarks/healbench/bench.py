@@ -56,6 +56,7 @@ class Result:
     stages: dict = field(default_factory=dict)
     detail: str = ""
     reason: str = ""
+    code_fault: bool = False  # broken by a commit to the pipeline's code, not by its data
 
     @property
     def proposed(self) -> bool:
@@ -142,7 +143,8 @@ def run_scenario(spark, scenario: Scenario, base_data: Path, workdir: Path, log=
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
     expected = scenario.rule or "decline"
-    result = Result(scenario.name, scenario.kind, expected, "broken", cold=cold)
+    result = Result(scenario.name, scenario.kind, expected, "broken", cold=cold,
+                    code_fault=getattr(scenario, "code_fault", False))
     ledger_url = f"sqlite:///{where / 'ledger.db'}"
     ledger = Ledger(ledger_url)
     try:
@@ -255,12 +257,14 @@ def summarize(results: list[Result], spark_startup_s: float, rows: int, wall_s: 
 
 
 def table(results: list[Result]) -> str:
-    head = f"{'scenario':32} {'kind':6} {'expected':20} {'outcome':9} {'fixer':20} {'verdict':10} {'heal s':>6}  detail"
+    head = (f"{'scenario':34} {'kind':6} {'cause':5} {'expected':20} {'outcome':9} {'fixer':20} {'verdict':10} "
+            f"{'heal s':>6}  detail")
     lines = [head, "-" * len(head)]
     for r in results:
         fixer = (r.fixer or "").replace("rule:", "") + (" (draft)" if r.draft else "")
-        lines.append(f"{r.scenario:32} {r.kind:6} {r.expected.replace('rule:', ''):20} {r.status:9} {fixer:20} "
-                     f"{r.verdict:10} {r.heal_s if r.heal_s is not None else '':>6}  {r.detail[:110]}")
+        cause = "code" if r.code_fault else "data"  # a bad commit, or a change in the data
+        lines.append(f"{r.scenario:34} {r.kind:6} {cause:5} {r.expected.replace('rule:', ''):20} {r.status:9} "
+                     f"{fixer:20} {r.verdict:10} {r.heal_s if r.heal_s is not None else '':>6}  {r.detail[:110]}")
     return "\n".join(lines)
 
 

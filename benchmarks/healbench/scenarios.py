@@ -34,6 +34,7 @@ class Scenario:
     rule: str | None = None  # the fixer expected to heal it; None: decline
     setup: Step | None = None
     what: str = ""
+    code_fault: bool = False  # broken by a commit to the pipeline's code (issue 17), not by its data
 
     @property
     def healable(self) -> bool:
@@ -382,6 +383,133 @@ ITEMS_READ = 'items = spark.table("order_items")'
 
 # -- the catalogue ----------------------------------------------------------------------------------
 
+# -- bad commits and unreadable inputs (issue 17) ---------------------------------------------------
+
+MIX = "jobs/channel_mix.sql"
+MIX_EXPECT = "jobs/channel_mix.expectations.yml"
+PAYMENTS_JOB = "jobs/daily_payments.py"
+MONTH = "CAST(date_trunc('MONTH', order_ts) AS DATE)"
+
+
+def bad_commit(*edits: tuple[str, str, str], message: str) -> Step:
+    """A deploy: every (path, old, new) edit in one commit by the data team."""
+    def step(repo: Path) -> None:
+        for path, old, new in edits:
+            edit(repo, path, old, new)
+        commit(repo, message)
+    return step
+
+
+def golden_edits(*edits: tuple[str, str, str]) -> Step:
+    def step(repo: Path) -> None:
+        for path, old, new in edits:
+            edit(repo, path, old, new)
+    return step
+
+
+def mix_with_customers(expr: str) -> tuple[str, str, str]:
+    """channel_mix gains a customers column (the commit also updates its expectations)."""
+    return (MIX, "COUNT(DISTINCT order_id) AS orders,", f"COUNT(DISTINCT order_id) AS orders,\n  {expr} AS customers,")
+
+
+CUSTOMERS_EXPECTED = (MIX_EXPECT, "columns: [channel, month, orders, last_status]",
+                      "columns: [channel, month, orders, customers, last_status]")
+MIX_INPUT = ("healer.yml", "    job: jobs/channel_mix.sql\n    inputs:\n      orders:",
+             "    job: jobs/channel_mix.sql\n    inputs:\n      order_events:")
+
+TSQL_DAYS = """-- Orders per channel and month, ported from the reporting warehouse (T-SQL)
+SELECT [channel],
+  CAST(date_trunc('MONTH', order_ts) AS DATE) AS month,
+  COUNT(DISTINCT order_id) AS orders,
+  ISNULL(MAX(status), 'none') AS last_status,
+  DATEDIFF(day, MIN(order_ts), MAX(order_ts)) AS active_days
+FROM orders
+GROUP BY [channel], CAST(date_trunc('MONTH', order_ts) AS DATE)
+"""
+TSQL_DAYS_FIXED = """-- Orders per channel and month, ported from the reporting warehouse (T-SQL)
+SELECT `channel`,
+  CAST(date_trunc('MONTH', order_ts) AS DATE) AS month,
+  COUNT(DISTINCT order_id) AS orders,
+  COALESCE(MAX(status), 'none') AS last_status,
+  DATEDIFF(DAY, MIN(order_ts), MAX(order_ts)) AS active_days
+FROM orders
+GROUP BY `channel`, CAST(date_trunc('MONTH', order_ts) AS DATE)
+"""
+DAYS_EXPECTED = (MIX_EXPECT, "columns: [channel, month, orders, last_status]",
+                 "columns: [channel, month, orders, last_status, active_days]")
+
+
+def orders_as_csv(repo: Path) -> None:
+    """The shop's export switches orders from Parquet to CSV with a header, same folder."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    folder = data(repo) / "orders"
+    table = pq.read_table(folder)
+    for f in folder.iterdir():
+        f.unlink()
+    table = table.set_column(table.column_names.index("order_ts"), "order_ts",
+                             pc.strftime(table.column("order_ts"), "%Y-%m-%d %H:%M:%S"))
+    pcsv.write_csv(table, folder / "part-00000.csv")
+
+
+CODE_FAULTS: list[Scenario] = [
+    Scenario("typo-sql-new-column", "bench", "channel_mix", "sql",
+             bad_commit(mix_with_customers("COUNT(DISTINCT custmer_id)"), CUSTOMERS_EXPECTED,
+                        message="channel_mix: count customers too"),
+             golden_edits((MIX, "custmer_id", "customer_id")), "rule:code_typo", code_fault=True,
+             what="a new column misspells its source (custmer_id); the commit's expectations list it"),
+    Scenario("typo-sql-keyword-form", "bench", "channel_mix", "sql",
+             bad_commit((MIX, "FROM orders", "FORM orders"), (MIX, "-- Orders", "-- All orders"),
+                        message="channel_mix: reword"),
+             golden_edits((MIX, "FORM orders", "FROM orders")), "rule:code_typo", code_fault=True,
+             what="a syntax typo committed (FORM for FROM)"),
+    Scenario("typo-sql-input-name", "bench", "channel_mix", "sql",
+             bad_commit((MIX, "FROM orders", "FROM ordrs AS o"), message="channel_mix: alias the input"),
+             golden_edits((MIX, "FROM ordrs AS o", "FROM orders AS o")), "rule:code_typo", code_fault=True,
+             what="the input misspelt in FROM (ordrs)"),
+    Scenario("typo-py-new-column", "bench", "daily_payments", "python",
+             bad_commit((PAYMENTS_JOB, 'F.count(F.lit(1)).alias("payments")',
+                         'F.count(F.lit(1)).alias("payments"), F.max("paid_att").alias("last_paid")'),
+                        message="daily_payments: when was the last payment"),
+             golden_edits((PAYMENTS_JOB, '"paid_att"', '"paid_at"')), "rule:code_typo", code_fault=True,
+             what="a new PySpark column misspells its source (paid_att)"),
+    Scenario("manifest-sql-input-renamed", "bench", "channel_mix", "sql",
+             bad_commit(MIX_INPUT, message="healer.yml: event inputs are named *_events"),
+             golden_edits((MIX, "FROM orders", "FROM order_events")), "rule:manifest_drift", code_fault=True,
+             what="healer.yml renamed the input orders -> order_events; the SQL still reads orders"),
+    Scenario("manifest-py-input-renamed-in-code", "bench", "daily_payments", "python",
+             bad_commit((PAYMENTS_JOB, 'spark.table("payments")', 'spark.table("payment_events")'),
+                        message="daily_payments: read the events input"),
+             golden_edits(("healer.yml", "    job: jobs/daily_payments.py\n    inputs:\n      payments:",
+                           "    job: jobs/daily_payments.py\n    inputs:\n      payment_events:")),
+             "rule:manifest_drift", code_fault=True,
+             what="the job reads payment_events; healer.yml still declares payments"),
+    Scenario("dialect-sql-tsql-new-column", "bench", "channel_mix", "sql",
+             lambda r: (write(r, MIX, TSQL_DAYS), edit(r, *DAYS_EXPECTED), commit(r, "channel_mix: active days")),
+             lambda r: write(r, MIX, TSQL_DAYS_FIXED), "rule:dialect_slip", code_fault=True,
+             what="a T-SQL port Spark cannot parse ([col], ISNULL, DATEDIFF(day, ..)) adding a column"),
+    Scenario("datetime-sql-week-year", "bench", "channel_mix", "sql",
+             bad_commit((MIX, MONTH, "CAST(date_format(order_ts, 'YYYY-MM-01') AS DATE)"),
+                        message="channel_mix: month without date_trunc"),
+             golden_edits((MIX, "'YYYY-MM-01'", "'yyyy-MM-01'")),
+             "rule:datetime_pattern", code_fault=True, what="a Spark 2 datetime pattern committed (YYYY)"),
+    Scenario("datetime-py-week-year", "bench", "daily_payments", "python",
+             bad_commit((PAYMENTS_JOB, 'F.to_date("paid_at").alias("day"), "method"',
+                         'F.to_date("paid_at").alias("day"), "method", '
+                         'F.date_format("paid_at", "YYYY-MM").alias("month")'),
+                        message="daily_payments: month label"),
+             golden_edits((PAYMENTS_JOB, '"YYYY-MM"', '"yyyy-MM"')), "rule:datetime_pattern", code_fault=True,
+             what="a new month label with a week-based year pattern (YYYY-MM)"),
+    Scenario("unreadable-sql-now-csv", "bench", "channel_mix", "sql", orders_as_csv,
+             golden_edits(("healer.yml", '      orders: {path: "${WAREHOUSE}/orders", format: parquet}\n'
+                           '    output: {path: "${OUTPUT}/channel_mix", format: parquet}',
+                           '      orders: {path: "${WAREHOUSE}/orders", format: csv}\n'
+                           '    output: {path: "${OUTPUT}/channel_mix", format: parquet}')),
+             "rule:input_format", what="orders now CSV files where Parquet was declared"),
+]
+
+
 SCENARIOS: list[Scenario] = [
     # renamed columns
     Scenario("rename-sql-camel", "retail", "revenue_by_category", "sql",
@@ -569,9 +697,12 @@ SCENARIOS: list[Scenario] = [
     Scenario("needs-model-derivable-py", "retail", "customer_sessions", "python",
              lambda r: drift.drop_column(data(r), "orders", "channel"),
              what="needs the model: orders.channel dropped; the session's channel count has no source"),
-    Scenario("decline-typo-commit", "bench", "channel_mix", "sql",
+    # bad commits (issue 17): the code changed since the last good run; the fix keeps the commit's intent
+    Scenario("typo-sql-keyword-selec", "bench", "channel_mix", "sql",
              lambda r: (edit(r, "jobs/channel_mix.sql", "SELECT\n", "SELEC\n"), commit(r, "channel_mix: tidy")),
-             what="a typo committed (SELEC)"),
+             golden_edits((MIX, "SELEC\n", "SELECT\n")), "rule:code_typo", code_fault=True,
+             what="a keyword typo committed (SELEC)"),
+    *CODE_FAULTS,
 ]
 
 

@@ -289,3 +289,24 @@ def revert_hunk(text: str, hunk: Hunk) -> str | None:
     if start + len(new_block) >= len(lines) and lines and not lines[-1].endswith("\n") and replaced:
         replaced[-1] = replaced[-1].rstrip("\n")
     return "".join(lines[:start] + replaced + lines[start + len(new_block):])
+
+
+def hunks_touched(changes: CodeChanges, edits) -> list[Hunk]:
+    """The net hunks of ``changes`` whose new lines a fix's edits (FileEdit: path, before, after) change."""
+    import difflib
+
+    out = []
+    for e in edits:
+        hunks = changes.net_hunks(e.path)
+        if not hunks:
+            continue
+        touched = set()
+        matcher = difflib.SequenceMatcher(a=e.before.splitlines(), b=e.after.splitlines(), autojunk=False)
+        for tag, i1, i2, _, _ in matcher.get_opcodes():
+            if tag != "equal":
+                touched.update(range(i1 + 1, max(i2, i1 + 1) + 1))  # 1-based lines of the file at the head
+        for h in hunks:
+            lines = set(range(h.new_start, h.new_start + max(h.new_count, 1)))
+            if lines & touched:
+                out.append(h)
+    return out

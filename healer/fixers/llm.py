@@ -169,10 +169,16 @@ def build_prompt(evidence, files: list[str], root: Path) -> str:
         cols = ", ".join(f"{fl['name']} {_type(fl['type'])}" for fl in evidence.last_good.output_schema.get("fields", []))
         parts.append("Output schema at the last good run (keep it):\n" + fence("output schema", cols))
     if evidence.expectations:
-        parts.append("Expectations the output must pass:\n" + "\n".join(f"- {e.describe()}" for e in evidence.expectations))
+        parts.append("Expectations the output must pass:\n"
+                     + "\n".join(f"- {redact(e.describe())}" for e in evidence.expectations))
     if evidence.commits:
         log = "\n".join(f"{c.sha[:10]} {c.date[:10]} {c.subject}" for c in evidence.commits)
         parts.append("Recent commits to the job:\n" + fence("git log", log))
+    changes = getattr(evidence, "changes", None)
+    if changes is not None and changes.commits:  # issue 17: the code's own change is usually the cause
+        parts.append("The pipeline's code changed since the last good run; the new commit's intent (its new "
+                     "output columns, its updated expectations) is the contract. Commits and diffs:\n"
+                     + fence("commits since the last good run", redact(changes.render(6000))))
     changed_inputs = {d.input for d in evidence.changed}
     for name, rows in evidence.samples.items():
         if name in changed_inputs and rows:

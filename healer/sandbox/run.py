@@ -310,6 +310,11 @@ class Sandbox:
     def schema_check(self, schema: dict) -> Check:
         if not self.last_good or not self.last_good.output_schema:
             return Check("output schema", True, "no last good schema recorded: not compared")
+        from healer.evidence.intent import contract_check
+
+        intended = contract_check(self.pipeline, self.last_good, self.expectations, schema)
+        if intended is not None:  # the code changed since the last good run: the new commit's intent is the contract
+            return Check("output schema", *intended)
         before = list(schema_columns(self.last_good.output_schema).items())
         after = list(schema_columns(schema).items())
         if before == after:

@@ -31,9 +31,13 @@ from healer.evidence.lineage import sqlglot_schema
 from healer.fixers import pyedit, sqledit
 from healer.fixers.base import FileEdit, Patch
 
-DIALECTS = ("postgres", "tsql", "bigquery", "snowflake", "mysql", "duckdb")
+DIALECTS = ("postgres", "tsql", "bigquery", "snowflake", "mysql", "duckdb", "hive", "trino")
+# read only when none of the others gives a reading: Trino shares MySQL's DATE_FORMAT and Hive is
+# close to Spark, so letting them vote everywhere would turn clear readings into ties
+FALLBACK = ("hive", "trino")
+FALLBACK_CATEGORIES = {"parse", "unresolved_function", "unknown", "legacy_behavior"}
 NAMES = {"postgres": "PostgreSQL", "tsql": "T-SQL", "bigquery": "BigQuery", "snowflake": "Snowflake",
-         "mysql": "MySQL", "duckdb": "DuckDB"}
+         "mysql": "MySQL", "duckdb": "DuckDB", "hive": "Hive", "trino": "Trino"}
 # Spark's errors for text in another dialect: a parse error, an unknown function, a wrong
 # argument count, a column that is really a keyword (DATE_TRUNC(ts, MONTH)), a bad pattern,
 # or no error but wrong values ("channel" is a string literal in Spark): then only when the
@@ -50,11 +54,13 @@ class Reading:
     unknown_functions: tuple[str, ...]  # functions this dialect does not know either
 
 
-def readings(sql: str, schema: dict) -> list[Reading]:
+def readings(sql: str, schema: dict, fallback: bool = False) -> list[Reading]:
     """Every proved reading of ``sql`` in another dialect that Spark reads differently."""
     spark_canonical = sqledit.canonical(sql, "spark")
     out = []
     for dialect in DIALECTS:
+        if dialect in FALLBACK and (out or not fallback):
+            break
         try:
             tree = sqlglot.parse_one(sql, read=dialect, error_level=ErrorLevel.RAISE)
             spark_sql = tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
@@ -116,15 +122,16 @@ class DialectSlip:
         schemas = {**{k: v for k, v in evidence.current_schemas.items() if v}, **{k: v for k, v in schemas.items() if v}}
         schema = sqlglot_schema(schemas)
         source = evidence.job_source
+        fallback = f.category in FALLBACK_CATEGORIES  # Spark could not run the text at all
         if evidence.pipeline.kind == "sql":
-            fixed = self._fix(source, schema)
+            fixed = self._fix(source, schema, fallback)
             if not fixed:
                 return []
             after, best, others, whole = fixed
             return [self._patch(evidence, after, best, others, whole, "the job")]
         edits, chosen = [], []
         for node, span in _sql_strings(source):
-            fixed = self._fix(node.value, schema)
+            fixed = self._fix(node.value, schema, fallback)
             if fixed:
                 after, best, others, whole = fixed
                 edits.append((span, after))
@@ -138,8 +145,8 @@ class DialectSlip:
         others = [g for _, o, _ in chosen for g in o]
         return [self._patch(evidence, after, best, others, any(w for *_, w in chosen), "the job's spark.sql query")]
 
-    def _fix(self, sql: str, schema: dict):
-        picked = choose(readings(sql, schema))
+    def _fix(self, sql: str, schema: dict, fallback: bool = False):
+        picked = choose(readings(sql, schema, fallback))
         if picked is None:
             return None
         best, others = picked
