@@ -265,6 +265,7 @@ class Validated:
     patch: object
     verdict: object
     plan: dict
+    alternative: tuple | None = None  # (patch, verdict) that also passed, and lost on Healer's figures
 
 
 def _triage(failure: Failure, ledger: Ledger) -> Outcome | None:
@@ -442,8 +443,12 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
     trial = _Trial(attempt.workspace, attempt.ledger, outcome, log)
     with timer.stage("sandbox"):
         best = next((b for b in (trial.run(sandboxes.for_patch(p), p) for p in patches) if b), None)
+        alternative = None
         if best is None and llm.enabled:
             best = _llm_rounds(llm, evidence, attempt.workspace, sandboxes.for_patch(None), trial, outcome, log)
+        elif best is not None and llm.enabled and is_draft(best[0], best[1], policy.draft_below):
+            # A rule's draft does not end the search: the model may know the fix that is ready.
+            best, alternative = _second_opinion(best, llm, evidence, attempt.workspace, sandboxes, trial, outcome, log)
         plan = dict(sandboxes.for_patch(best[0]).sample_plan) if best else {}
     if best is None:
         outcome.status = "declined"
@@ -455,9 +460,37 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
         return None
     patch, verdict = best
     outcome.fixer, outcome.confidence = patch.fixer, patch.confidence
+    readiness, shadow = verdict.readiness, verdict.shadow
     outcome.validation = {"checks": [asdict(c) for c in verdict.checks], "expectations": verdict.expectations,
-                          "sample_sizes": verdict.sample_sizes, "output_rows": verdict.output_rows}
-    return Validated(attempt, evidence, patch, verdict, plan)
+                          "sample_sizes": verdict.sample_sizes, "output_rows": verdict.output_rows,
+                          "ready": readiness.ready if readiness else None,
+                          "draft_reasons": list(readiness.reasons) if readiness else [],
+                          "shadow_rows_read": shadow.rows_read if shadow and shadow.ran else None,
+                          "data_diff": shadow.diff.summary() if shadow and shadow.diff else None}
+    return Validated(attempt, evidence, patch, verdict, plan, alternative)
+
+
+def _second_opinion(rule_best, llm, evidence, workspace, sandboxes, trial, outcome, log):
+    """Ask the model beside a rule's draft; Healer's own figures choose. Returns (chosen, the other or None)."""
+    try:
+        model_best = _llm_rounds(llm, evidence, workspace, sandboxes.for_patch(None), trial, outcome, log)
+    except HealerError as exc:  # the rule's draft stands; the model's trouble is said in the outcome
+        outcome.llm["error"] = str(exc)
+        return rule_best, None
+    if model_best is None:
+        return rule_best, None
+    ranked = sorted([rule_best, model_best], key=_merit, reverse=True)
+    return ranked[0], ranked[1]
+
+
+def _merit(candidate) -> tuple:
+    """Order candidates by Healer's evidence: ready, then an identical diff, then fewer changed rows, rules first."""
+    patch, verdict = candidate
+    readiness, shadow = verdict.readiness, verdict.shadow
+    d = shadow.diff if shadow is not None else None
+    differing = (d.changed + d.only_before + d.only_after) if d is not None else float("inf")
+    return (bool(readiness and readiness.ready), bool(d and d.is_identical), -differing,
+            not str(patch.fixer).startswith("llm"))
 
 
 def _code_change_note(evidence) -> str:
@@ -504,7 +537,8 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
         for v in group:
             v.attempt.outcome.branch = branch  # pushed: say so even if opening the PR fails below
         bodies = [report.pr_body(v.attempt.failure, v.evidence, v.patch, v.verdict, dict(v.attempt.timer.timings),
-                                 branch, draft, v.plan, draft_below=policy.draft_below) for v in group]
+                                 branch, draft, v.plan, draft_below=policy.draft_below, alternative=v.alternative)
+                  for v in group]
         body = bodies[0] if not storm else storm_body(group, bodies, fingerprint,
                                                       draft_below=policy.draft_below if draft else None)
         pr = forge.open(title=redact(title), body=redact(body), branch=branch, base=workspace.base_branch, remote=workspace.remote_url,
