@@ -466,7 +466,8 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
                           "ready": readiness.ready if readiness else None,
                           "draft_reasons": list(readiness.reasons) if readiness else [],
                           "shadow_rows_read": shadow.rows_read if shadow and shadow.ran else None,
-                          "data_diff": shadow.diff.summary() if shadow and shadow.diff else None}
+                          "data_diff": shadow.diff.summary() if shadow and shadow.diff else None,
+                          "diff": asdict(shadow.diff) if shadow and shadow.diff else None}
     return Validated(attempt, evidence, patch, verdict, plan, alternative)
 
 

@@ -112,6 +112,8 @@ def test_api_answers_the_token_and_an_airflow_user(api_server, operator_heal):
     assert ["order_items", "unit_price", "dropped"] in [r[:3] for r in detail["evidence"]["drift"]]
     assert "+" in detail["diff"] and "item_price" in detail["diff"]
     assert detail["validation"]["checks"] and all(c["passed"] for c in detail["validation"]["checks"])
+    assert detail["validation"]["ready"] is True and detail["validation"]["shadow_rows_read"] > 0
+    assert detail["validation"]["data_diff"].endswith("rows identical to the last good output")
     status, _, prs = get(base + "/prs", cookie=jwt)
     assert status == 200 and heal["pr"]["id"] in [p["id"] for p in json.loads(prs)["prs"]]
 
@@ -159,6 +161,7 @@ def test_pages_render_in_headless_chromium(api_server, operator_heal):
         text = browser.text()
         assert "Schema drift since the last good run" in text and "unit_price" in text
         assert "Validation" in text and "item_price" in text
+        assert "Full data against the last good output" in text and "rows identical to the last good output" in text
         browser.screenshot(ARTIFACTS / "healer-heal.png")
 
         # inside Airflow's own UI: the nav entry opens the page in an iframe

@@ -132,6 +132,12 @@ _HEAL = """{% extends "base" %}{% from "diff" import diff %}
 {% if h.validation.expectations %}<table><tr><th>expectation</th><th>result</th><th>failing rows</th></tr>
 {% for e in h.validation.expectations %}<tr><td>{{ e.expectation }}</td><td><span class="badge {{ 'pass' if e.success else 'FAIL' }}">{{ 'pass' if e.success else 'FAIL' }}</span></td><td>{% if e.unexpected_count is not none %}{{ e.unexpected_count }} of {{ e.element_count }}{% endif %}</td></tr>{% endfor %}</table>{% endif %}
 {% if h.validation.sample_sizes %}<p class="muted">Sample: {% for name, n in h.validation.sample_sizes.items() %}{{ name }} {{ n }} rows{% if not loop.last %}, {% endif %}{% endfor %}.</p>{% endif %}
+<h2>Full data against the last good output</h2>
+{% if h.validation.ready is not none %}<p>Healer's verdict: <span class="badge {{ 'pass' if h.validation.ready else 'draft' }}">{{ 'ready' if h.validation.ready else 'draft' }}</span>{% for r in h.validation.draft_reasons or [] %}<div class="muted">{{ r }}</div>{% endfor %}</p>{% endif %}
+{% if h.validation.shadow_rows_read is not none %}<p id="data-diff">Shadow run on {{ h.validation.shadow_rows_read }} input rows: <b>{{ h.validation.data_diff or "no last good output to compare" }}</b>.</p>
+{% else %}<p id="data-diff" class="muted">No shadow run: validated on a sample only.</p>{% endif %}
+{% if h.validation.diff and h.validation.diff.columns %}<table id="diff-columns"><tr><th>column</th><th>rows changed</th><th>max abs diff</th><th>max rel diff</th><th>median change</th><th>example keys</th></tr>
+{% for c in h.validation.diff.columns %}<tr><td>{{ c.column }}</td><td>{{ c.rows }}</td><td>{{ c.max_abs if c.max_abs is not none else "" }}</td><td>{{ "%.1f%%"|format(100 * c.max_rel) if c.max_rel is not none else "" }}</td><td>{{ "%+.1f%%"|format(100 * c.median_rel) if c.median_rel is not none else "" }}</td><td class="muted">{{ (c.examples or [])|join("; ") }}</td></tr>{% endfor %}</table>{% endif %}
 {% endif %}
 {% if h.timings %}<h2>Timings</h2><table><tr><th>stage</th><th>seconds</th></tr>
 {% for k, v in h.timings.items() %}<tr><td>{{ k }}</td><td>{{ v }}</td></tr>{% endfor %}</table>{% endif %}

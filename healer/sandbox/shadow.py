@@ -48,6 +48,7 @@ class Shadow:
     expectations: tuple[dict, ...] = ()
     diff: DataDiff | None = None
     input_rows_now: dict = field(default_factory=dict)
+    diff_seconds: float = 0.0  # of ``seconds``: the data diff's share
 
     @property
     def passed(self) -> bool:
@@ -131,12 +132,12 @@ def _judge(sandbox, output_dir: str, t0: float, base: dict) -> Shadow:
     schema = sandbox.schema_check(schema_json(output))
     checks.append(ShadowCheck(schema.name, schema.passed, schema.detail))
     last_good = _last_good_output(sandbox)
-    data_diff = None
+    data_diff, t_diff = None, time.monotonic()
     if last_good is not None:
         data_diff = diff(last_good, output, output_key(sandbox.pipeline, sandbox.expectations))
     return Shadow(True, "ran on the full current inputs", output_rows=rows, checks=tuple(checks),
                   expectations=tuple(asdict(r) for r in audit.results), diff=data_diff,
-                  seconds=round(time.monotonic() - t0, 2), **base)
+                  seconds=round(time.monotonic() - t0, 2), diff_seconds=round(time.monotonic() - t_diff, 2), **base)
 
 
 def _last_good_output(sandbox):
