@@ -26,7 +26,7 @@ from pathlib import Path
 from healer.evidence.probes import widens
 from healer.expectations import run_expectations
 from healer.ledger import RunRecord
-from healer.manifest import Pipeline
+from healer.manifest import Pipeline, output_overlap
 from healer.policy import Policy
 from healer.runner import io
 from healer.runner.profile import profile, schema_columns, schema_json
@@ -288,6 +288,9 @@ class Sandbox:
         if by_model and self.isolation is Isolation.PROCESS and not self.policy.allow_model_in_process:
             return Check("isolation", False, "a model-written fix runs only under bubblewrap isolation; "
                                              "HEALER_SANDBOX=process is set and policy does not allow it there")
+        overlap = output_overlap(self.pipeline.output, self.pipeline.inputs.values())
+        if overlap:  # a rebinding patch pointed an input at (or around) the output: publishing would destroy it
+            return Check("gate", False, f"refused before running: {overlap}")
         edited = list(patch.files) if patch is not None else []
         before = next((e.before for e in (patch.edits if patch is not None else []) if e.path == self.pipeline.job), None)
         job_path = root / self.pipeline.job
