@@ -15,11 +15,16 @@ from dataclasses import replace
 def candidate_pipeline(pipeline, patch):
     """``pipeline`` with the inputs ``patch`` moves bound where the patch points them."""
     details = patch.details or {}
+    ghosts = [n for n in details.get("drop_inputs", ()) if n in pipeline.inputs and not pipeline.inputs[n].declared]
+    if ghosts:  # names sqlglot found in the broken SQL (a typo, an old name) that the fixed job no longer reads
+        pipeline = replace(pipeline, inputs={n: s for n, s in pipeline.inputs.items() if n not in ghosts})
     rename = details.get("rename_input")  # rule:manifest_drift: the same data under the job's name
-    if rename and rename.get("from") in pipeline.inputs and rename.get("to") not in pipeline.inputs:
+    taken = pipeline.inputs.get(rename.get("to")) if rename else None
+    if rename and rename.get("from") in pipeline.inputs and (taken is None or not taken.declared):
+        # the job's name was an input only sqlglot found (undeclared): the declared one takes its place
         spec = replace(pipeline.inputs[rename["from"]], name=rename["to"])
         inputs = {(rename["to"] if n == rename["from"] else n): (spec if n == rename["from"] else s)
-                  for n, s in pipeline.inputs.items()}
+                  for n, s in pipeline.inputs.items() if n != rename["to"]}
         return replace(pipeline, inputs=inputs)
     location, name = details.get("location"), details.get("input")
     if not location or name not in pipeline.inputs:

@@ -86,7 +86,7 @@ class CodeTypo:
         if f.category == "parse":
             return self._keyword(evidence)
         name = _unquote((f.params.get("objectName") or f.params.get("relationName") or f.params.get("routineName")
-                         or f.params.get("functionName") or ""))
+                         or f.params.get("functionName") or f.params.get("input") or ""))
         if not name:
             return []
         if f.category == "unresolved_column":
@@ -120,7 +120,8 @@ class CodeTypo:
 
     def _table(self, evidence, name: str) -> list[Patch]:
         changes, job = evidence.changes, evidence.pipeline.job
-        inputs = set(evidence.pipeline.inputs)
+        # an undeclared name of a SQL job is an input only sqlglot found: not a candidate for itself
+        inputs = {n for n, s in evidence.pipeline.inputs.items() if getattr(s, "declared", True)}
         if name.lower() in {n.lower() for n in inputs} or not changes.introduced(name, job):
             return []
         if changes.touches("healer.yml") and any(
@@ -214,7 +215,8 @@ class CodeTypo:
             confidence=0.85 if dist == 1 and not doubts else 0.75,
             edits=[FileEdit(evidence.pipeline.job, evidence.job_source, after)],
             doubts=doubts,
-            details={"typo": old, "fixed": new, "what": what, "commit": who.sha if who else None},
+            details={"typo": old, "fixed": new, "what": what, "commit": who.sha if who else None,
+                     **({"drop_inputs": [old]} if what == "input" else {})},
         )
 
 

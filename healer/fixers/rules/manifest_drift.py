@@ -22,7 +22,7 @@ import re
 import yaml
 
 from healer.fixers.base import Declined, FileEdit, Patch
-from healer.fixers.rules.code_typo import _parses, _replace_py_names, _replace_sql_names
+from healer.fixers.rules.code_typo import _parses, _replace_py_names, _replace_sql_names, distance, max_edits
 from healer.manifest import sql_job_tables
 
 MANIFEST = "healer.yml"
@@ -92,6 +92,8 @@ class ManifestDrift:
             raise Declined(f"the job reads {', '.join(missing)} and healer.yml declares {', '.join(unread)} "
                            "unread: which name goes with which is not certain")
         code_name, yml_name = missing[0], unread[0]
+        if distance(code_name, yml_name) <= min(max_edits(code_name), max(1, len(code_name) // 3)):
+            return []  # a misspelling, not a rename: code_typo's case
         code_changed = changes.introduced(code_name, job) or _removed(changes, yml_name, job)
         yml_changed = changes.introduced(yml_name, MANIFEST) or _removed(changes, code_name, MANIFEST)
         if not code_changed and not yml_changed:
@@ -128,7 +130,7 @@ class ManifestDrift:
             rationale=(f"The input is declared as '{new}' in healer.yml{who}, and the job reads '{old}' in "
                        f"{refs} place(s): the job follows the manifest (the side the commit did not change)."),
             confidence=0.85, edits=[FileEdit(evidence.pipeline.job, src, after)],
-            details={"aligned": "job", "old": old, "new": new})]
+            details={"aligned": "job", "old": old, "new": new, "drop_inputs": [old]})]
 
     def _manifest_edit(self, evidence, old: str, new: str, refs: int, code_changed: bool) -> list[Patch]:
         path = evidence.pipeline.root / MANIFEST
