@@ -92,6 +92,8 @@ HOSTILE_PY = {
     "SparkSession builder": "from pyspark.sql import SparkSession\ndef transform(spark):\n"
                             "    return SparkSession.builder.config('spark.x', '1').getOrCreate()\n",
     "new repo module": "import evil_helpers\n",
+    "getattr as a value": "import functools\ndef transform(spark):\n    return functools.reduce(getattr, ['_jvm'], spark)\n",
+    "getattr via map": "def transform(spark):\n    return list(map(getattr, [spark], ['sparkContext']))\n",
     "pyspark internals": "from pyspark import SparkContext\n",
 }
 
@@ -129,6 +131,7 @@ def transform(spark) -> DataFrame:
     df = df.selectExpr("order_id", "customer_id AS c").withColumn("x", F.expr("coalesce(c, 0)"))
     df = df.withColumn("n", F.row_number().over(w)).withColumn("s", clean(F.col("status")))
     other = spark.sql("SELECT o.order_id FROM orders o JOIN sales.customers c ON o.customer_id = c.id")
+    df = df.withColumn("n2", getattr(F, "col")("n"))
     return df.join(other, "order_id").withColumn("gap", F.lit(SESSION_GAP_DAYS) + G.lit(math.pi))
 """
 

@@ -153,6 +153,7 @@ def check_python(text: str, context: GateContext, where: str) -> list[str]:
 class _PythonChecker(ast.NodeVisitor):
     def __init__(self, context: GateContext, where: str):
         self.context, self.where, self.problems = context, where, []
+        self._checked_getattr: set[int] = set()  # getattr names called with a literal, allowed name
 
     def refuse(self, node: ast.AST, what: str) -> None:
         self.problems.append(f"{self.where} line {getattr(node, 'lineno', '?')}: {what}")
@@ -183,7 +184,10 @@ class _PythonChecker(ast.NodeVisitor):
 
     # names and attributes: a denylist of the doors out
     def visit_Name(self, node: ast.Name) -> None:
-        if node.id in DENIED_NAMES:
+        if node.id == "getattr" and id(node) not in self._checked_getattr:
+            # passed around as a value (functools.reduce(getattr, …)) it takes any name at run time
+            self.refuse(node, "getattr is allowed only when called with a literal name")
+        elif node.id in DENIED_NAMES:
             self.refuse(node, f"{node.id} is not allowed")
         elif node.id.startswith("__") and node.id.endswith("__") and node.id not in {"__name__", "__all__", "__doc__"}:
             self.refuse(node, f"{node.id} is not allowed")
@@ -209,6 +213,8 @@ class _PythonChecker(ast.NodeVisitor):
                 self.refuse(node, "getattr with a computed name is not allowed")
             elif node.args[1].value.startswith("_") or node.args[1].value in DENIED_ATTRIBUTES:
                 self.refuse(node, f"getattr(…, {node.args[1].value!r}) is not allowed")
+            else:
+                self._checked_getattr.add(id(node.func))
         elif name in SQL_TEXT_CALLS:
             if dynamic or not literals or node.keywords:
                 self.refuse(node, "spark.sql(…) takes only a literal SELECT")
