@@ -222,7 +222,7 @@ def changes_since(repo: git.Repo, base: str | None, head: str | None, paths: lis
         before = []
         for p in paths:
             try:
-                before.append((p, repo.git.show(f"{base_sha}:{p}")))
+                before.append((p, repo.git.show(f"{base_sha}:{p}", strip_newline_in_stdout=False)))
             except git.GitCommandError:
                 pass  # the file did not exist at the base
         return CodeChanges(base_sha, head_sha, tuple(paths), tuple(commits), net, tuple(before))

@@ -42,7 +42,7 @@ def contract_check(pipeline, last_good, expectations, schema: dict) -> tuple[boo
         if changes is None or not (changes.touches(pipeline.job) or (
                 pipeline.expectations and changes.touches(pipeline.expectations))):
             return None
-        head_job = repo.git.show(f"HEAD:{pipeline.job}")
+        head_job = repo.git.show(f"HEAD:{pipeline.job}", strip_newline_in_stdout=False)
         current_job = (root / pipeline.job).read_text()
     except Exception as exc:  # noqa: BLE001 - no git, no history: fall back to the last good schema
         log.info("no commit intent for %s: %s", pipeline.name, exc)
