@@ -23,7 +23,7 @@ from healer.errors import ConfigError
 
 MANIFEST_NAME = "healer.yml"
 FORMATS = ("parquet", "csv", "json", "orc")
-PIPELINE_KEYS = {"job", "inputs", "output", "expectations", "description", "owner"}
+PIPELINE_KEYS = {"job", "inputs", "output", "expectations", "description", "owner", "key"}
 INPUT_KEYS = {"path", "table", "format", "options"}
 OUTPUT_KEYS = {"path", "table", "format", "options", "partition_by"}
 TOP_KEYS = {"pipelines", "vars"}
@@ -75,6 +75,7 @@ class Pipeline:
     expectations: str | None
     root: Path
     description: str = ""
+    key: tuple[str, ...] = ()  # the output's key columns, for the data diff (else a uniqueness expectation's)
 
     @property
     def job_path(self) -> Path:
@@ -251,7 +252,18 @@ def _load_pipeline(name: str, body: Any, root: Path, where: _Where, env: Mapping
         expectations=expectations,
         root=root,
         description=str(body.get("description") or ""),
+        key=_output_key(body.get("key"), where),
     )
+
+
+def _output_key(raw: Any, where: _Where) -> tuple[str, ...]:
+    """``key:``, the output's key columns (a name or a list): what the data diff matches rows on."""
+    if raw is None:
+        return ()
+    names = [raw] if isinstance(raw, str) else raw
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise where.error("key", "expected a column name or a list of column names")
+    return tuple(names)
 
 
 def _inside_repo(root: Path, relative: str, where: _Where, key: str) -> Path:

@@ -458,3 +458,19 @@ def test_healer_run_refuses_an_output_that_is_its_input_and_leaves_the_input_alo
     assert lines[0].startswith(f"healer: daily: config failed: {repo / M}: pipeline 'daily': output: output "), lines[0]
     assert f"is the same location as input 'orders' ({repo / 'data' / 'orders'})" in lines[0]
     assert checksum() == before  # the input is untouched, not replaced
+
+
+def test_an_output_key_is_read_and_a_bad_one_is_one_line(tmp_path):
+    from healer.errors import ConfigError
+    from healer.manifest import load_manifest
+
+    (tmp_path / "j.sql").write_text("SELECT order_id FROM orders")
+    body = "pipelines:\n  p:\n    job: j.sql\n    inputs: {orders: {path: /d/orders}}\n    output: {path: /d/out}\n"
+    (tmp_path / "healer.yml").write_text(body + "    key: [order_id, line_no]\n")
+    assert load_manifest(tmp_path).pipeline("p").key == ("order_id", "line_no")
+    (tmp_path / "healer.yml").write_text(body + "    key: order_id\n")
+    assert load_manifest(tmp_path).pipeline("p").key == ("order_id",)
+    (tmp_path / "healer.yml").write_text(body + "    key: {a: 1}\n")
+    with pytest.raises(ConfigError, match="key") as err:
+        load_manifest(tmp_path)
+    assert "\n" not in str(err.value)
