@@ -547,8 +547,8 @@ def _seconds(name: str, default: float, allow_zero: bool) -> float:
 
 def _stored(values: dict) -> dict:
     """A run's values as stored: what it quotes from logs and data (the error, its parameters, the
-    traceback, failed expectations' examples) redacted. Schemas and profiles stay exact: later
-    heals compare them with the data."""
+    traceback, failed expectations' examples) redacted. Schemas and profiles are stored as made:
+    later heals compare them with the data, and ``profile`` already leaves secret values out."""
     from healer.redact import redact, redact_json
 
     for key in ("error_message", "traceback"):
