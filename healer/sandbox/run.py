@@ -33,7 +33,7 @@ from healer.runner.profile import profile, schema_columns, schema_json
 from healer.sandbox import gate
 from healer.sandbox.isolation import Isolation, Worker, WorkerResult, check_isolation, isolation_from_env
 from healer.sandbox.readiness import Readiness, judge
-from healer.sandbox.shadow import Shadow, shadow_run
+from healer.sandbox.shadow import Shadow, ShadowWorker, shadow_run, why_not
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class Sandbox:
         self._prepare_error: BaseException | None = None
         self._runs = 0
         self._spare: Worker | None = None
+        self._shadow_spare: ShadowWorker | None = None
         self._java_options: str | None = None
 
     def prepare_in_background(self) -> None:
@@ -221,6 +222,10 @@ class Sandbox:
             return Verdict(False, [refusal], sample_sizes=dict(self.sample_sizes), error=refusal.detail,
                            error_class="SANDBOX_GATE", duration_s=time.monotonic() - t0, **base)
         guard = self._production_state()
+        if patch is not None and self.policy.shadow and self._shadow_spare is None \
+                and why_not(self, self.input_rows) is None:
+            # Most candidates that reach here pass: the full-data worker warms up during the sample run.
+            self._shadow_spare = ShadowWorker.start(self)
         worker = self._take_worker()
         output_dir = worker.run_dir / "output"
         try:
@@ -266,7 +271,8 @@ class Sandbox:
         """The full-data run and Healer's ready/draft verdict; a hard failure there fails the candidate."""
         if self.policy.shadow:
             guard = self._production_state()
-            shadow = shadow_run(self, root, self.input_rows)
+            started, self._shadow_spare = self._shadow_spare, None
+            shadow = shadow_run(self, root, self.input_rows, started)
             checks = [Check("shadow run", shadow.passed or not shadow.ran,
                             shadow.reason if shadow.passed or not shadow.ran else "; ".join(shadow.failures())[:600])]
             self._production_check(guard, checks, "production untouched (full run)")
@@ -364,6 +370,9 @@ class Sandbox:
         if self._spare is not None:
             self._spare.kill()
             self._spare = None
+        if self._shadow_spare is not None:
+            self._shadow_spare.close()
+            self._shadow_spare = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

@@ -65,25 +65,57 @@ def not_run(reason: str, **kw) -> Shadow:
     return Shadow(ran=False, reason=reason, **kw)
 
 
-def shadow_run(sandbox, root: Path, input_rows: dict[str, int]) -> Shadow:
-    """Run the candidate under ``root`` on the full inputs of ``sandbox.pipeline`` and judge it."""
+def why_not(sandbox, input_rows: dict[str, int]) -> str | None:
+    """Why the candidates of ``sandbox`` cannot be shadow-run, or None when they can."""
     pipeline, policy = sandbox.pipeline, sandbox.policy
-    total = sum(input_rows.values())
-    base = dict(rows_read=total, input_rows_now=dict(input_rows),
-                last_good_rows=sandbox.last_good.row_count if sandbox.last_good else None)
     unmountable = [s.name for s in pipeline.inputs.values() if s.path is None or _local_path(s.path) is None]
     if unmountable:
-        return not_run(f"inputs {', '.join(unmountable)} are catalog tables or remote paths, which the isolated "
-                       "worker cannot read", **base)
+        return (f"inputs {', '.join(unmountable)} are catalog tables or remote paths, which the isolated "
+                "worker cannot read")
+    total = sum(input_rows.values())
     if total > policy.max_shadow_rows:
-        return not_run(f"the inputs hold {total:,} rows, over the shadow-run bound of {policy.max_shadow_rows:,} "
-                       "(HEALER_MAX_SHADOW_ROWS)", **base)
+        return f"the inputs hold {total:,} rows, over the shadow-run bound of {policy.max_shadow_rows:,} " \
+               "(HEALER_MAX_SHADOW_ROWS)"
+    return None
+
+
+@dataclass
+class ShadowWorker:
+    """A worker that can read the full inputs, started before it is needed (its JVM takes seconds)."""
+
+    worker: Worker
+    directory: Path
+
+    @classmethod
+    def start(cls, sandbox) -> "ShadowWorker":
+        pipeline = sandbox.pipeline
+        directory = Path(tempfile.mkdtemp(prefix="healer-shadow-", dir=_shadow_base(sandbox)))
+        hidden = [p for p in sandbox.hidden_paths() if p not in {s.path for s in pipeline.inputs.values()}]
+        worker = Worker(sandbox.isolation, directory / "run", sandbox.inputs_dir, hidden, sandbox.java_options(),
+                        readable=[s.path for s in pipeline.inputs.values()])
+        return cls(worker, directory)
+
+    def close(self) -> None:
+        self.worker.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def shadow_run(sandbox, root: Path, input_rows: dict[str, int], started: ShadowWorker | None = None) -> Shadow:
+    """Run the candidate under ``root`` on the full inputs of ``sandbox.pipeline`` and judge it.
+
+    ``started``: a shadow worker started ahead of time; it is used up either way.
+    """
+    pipeline, policy = sandbox.pipeline, sandbox.policy
+    base = dict(rows_read=sum(input_rows.values()), input_rows_now=dict(input_rows),
+                last_good_rows=sandbox.last_good.row_count if sandbox.last_good else None)
+    reason = why_not(sandbox, input_rows)
+    if reason:
+        if started is not None:
+            started.close()
+        return not_run(reason, **base)
     t0 = time.monotonic()
-    shadow_dir = Path(tempfile.mkdtemp(prefix="healer-shadow-", dir=_shadow_base(sandbox)))
-    run_dir = shadow_dir / "run"
-    hidden = [p for p in sandbox.hidden_paths() if p not in {s.path for s in pipeline.inputs.values()}]
-    worker = Worker(sandbox.isolation, run_dir, sandbox.inputs_dir, hidden, sandbox.java_options(),
-                    readable=[s.path for s in pipeline.inputs.values()])
+    shadow = started or ShadowWorker.start(sandbox)
+    run_dir = shadow.worker.run_dir
     output_dir = run_dir / "output"
     try:
         from healer.sandbox.run import copy_code, output_problem, worker_problem
@@ -93,8 +125,8 @@ def shadow_run(sandbox, root: Path, input_rows: dict[str, int]) -> Shadow:
                    "inputs": {s.name: {"path": s.path, "format": s.format, "options": dict(s.options)}
                               for s in pipeline.inputs.values()},
                    "output": str(output_dir)}
-        ran = worker.run(request, timeout_s=policy.max_shadow_seconds)
-        worker.kill()
+        ran = shadow.worker.run(request, timeout_s=policy.max_shadow_seconds)
+        shadow.worker.kill()
         problem = worker_problem(ran, policy.max_shadow_seconds) or output_problem(output_dir, policy.max_shadow_output_bytes)
         if problem:
             error_class, message = problem
@@ -103,8 +135,7 @@ def shadow_run(sandbox, root: Path, input_rows: dict[str, int]) -> Shadow:
                           seconds=round(time.monotonic() - t0, 2), **base)
         return _judge(sandbox, str(output_dir), t0, base)
     finally:
-        worker.kill()
-        shutil.rmtree(shadow_dir, ignore_errors=True)
+        shadow.close()
 
 
 def _shadow_base(sandbox) -> str:
