@@ -89,7 +89,11 @@ class DataDiff:
 
 
 def diff(before, after, key: list[str] | tuple[str, ...] | None = None) -> DataDiff:
-    """The diff of two DataFrames (``before``: the last good output; ``after``: the fix's)."""
+    """The diff of two DataFrames (``before``: the last good output; ``after``: the fix's).
+
+    Few Spark jobs, whatever the width: one aggregation per side (rows, distinct keys, non-NULL
+    counts, numeric statistics), then one over the keyed join (or the two multiset differences).
+    """
     b_cols = {c.lower(): c for c in before.columns}
     a_cols = {c.lower(): c for c in after.columns}
     common = [c for c in b_cols if c in a_cols]
@@ -99,23 +103,37 @@ def diff(before, after, key: list[str] | tuple[str, ...] | None = None) -> DataD
     a = after.select(*[after[a_cols[c]].alias(c) for c in common])
     types = {c: t for c, t in b.dtypes}
     numeric = [c for c in common if types[c].split("(")[0] in _NUMERIC]
-    rows_b, rows_a = b.count(), a.count()
     key = tuple(k.lower() for k in (key or ()) if k.lower() in common)
+    sb, sa = _side_stats(b, common, numeric, key), _side_stats(a, common, numeric, key)
+    rows_b, rows_a = sb["__rows"], sa["__rows"]
     notes = []
-    if key and not (_unique(b, key, rows_b) and _unique(a, key, rows_a)):
-        notes.append(f"the key ({', '.join(key)}) is not unique in both outputs: compared as whole rows")
+    if key and not (sb["__keys"] == rows_b and sa["__keys"] == rows_a):
+        notes.append(f"the key ({', '.join(key)}) is not unique (or NULL) in an output: compared as whole rows")
         key = ()
     if key:
         counts, changes = _keyed(b, a, key, [c for c in common if c not in key], numeric)
     else:
         counts, changes = _multiset(b, a, numeric, rows_b, rows_a), ()
+    all_null = tuple(c for i, c in enumerate(common) if (sb[f"nn{i}"] or 0) > 0 and (sa[f"nn{i}"] or 0) == 0)
     return DataDiff(key=key, rows_before=rows_b, rows_after=rows_a, columns=changes,
-                    numeric=_numeric_stats(b, a, numeric), columns_only_before=only_b, columns_only_after=only_a,
-                    all_null_after=_all_null_after(b, a, common), notes=tuple(notes), **counts)
+                    numeric=_numeric_stats(sb, sa, numeric), columns_only_before=only_b, columns_only_after=only_a,
+                    all_null_after=all_null, notes=tuple(notes), **counts)
 
 
-def _unique(df, key: tuple[str, ...], rows: int) -> bool:
-    return df.select(*key).distinct().count() == rows
+def _side_stats(df, common: list[str], numeric: list[str], key: tuple[str, ...]) -> dict:
+    """One pass over one side: rows, distinct keys, non-NULL counts, count/mean/p50/p95 of numbers."""
+    from pyspark.sql import functions as F
+
+    aggs = [F.count(F.lit(1)).alias("__rows"),
+            (F.countDistinct(*[F.col(k) for k in key]) if key else F.lit(0)).alias("__keys")]
+    aggs += [F.count(F.col(c)).alias(f"nn{i}") for i, c in enumerate(common)]
+    for i, c in enumerate(numeric):
+        x = F.col(c).cast("double")
+        aggs += [F.avg(x).alias(f"m{i}"), F.percentile_approx(x, [0.5, 0.95], 1000).alias(f"p{i}")]
+    stats = df.agg(*aggs).first().asDict()
+    for i, c in enumerate(numeric):
+        stats[f"c{i}"] = stats[f"nn{common.index(c)}"]
+    return stats
 
 
 def _differs(c: str, numeric: bool):
@@ -161,7 +179,8 @@ def _keyed(b, a, key, values: list[str], numeric: list[str]):
             if not n:
                 continue
             examples = () if is_secret_name(c) else tuple(
-                redact(", ".join(f"{k}={r[f'b_{k}']}" for k in key))[:120]
+                redact(", ".join(f"{k}={'[REDACTED:SECRET_COLUMN]' if is_secret_name(k) else r[f'b_{k}']}"
+                                 for k in key))[:120]
                 for r in joined.where(flag).select(*[f"b_{k}" for k in key]).limit(EXAMPLES).collect())
             changes.append(ColumnChange(c, n, _float(row.get(f"abs{i}")), _float(row.get(f"rel{i}")),
                                         _float(row.get(f"med{i}")), examples))
@@ -192,37 +211,12 @@ def _round_sig(col):
     return F.when((x == 0) | x.isNull(), x).otherwise(F.round(x * F.pow(F.lit(10.0), digits)) / F.pow(F.lit(10.0), digits))
 
 
-def _numeric_stats(b, a, numeric: list[str]) -> tuple[NumericStats, ...]:
-    from pyspark.sql import functions as F
-
-    if not numeric:
-        return ()
-
-    def stats(df):
-        aggs = []
-        for i, c in enumerate(numeric):
-            x = F.col(c).cast("double")
-            aggs += [F.count(x).alias(f"c{i}"), F.avg(x).alias(f"m{i}"),
-                     F.percentile_approx(x, [0.5, 0.95], 1000).alias(f"p{i}")]
-        return df.agg(*aggs).first().asDict()
-
-    sb, sa = stats(b), stats(a)
-
-    def four(s, i):
-        p = s.get(f"p{i}") or [None, None]
-        return (_float(s.get(f"c{i}")), _float(s.get(f"m{i}")), _float(p[0]), _float(p[1]))
+def _numeric_stats(sb: dict, sa: dict, numeric: list[str]) -> tuple[NumericStats, ...]:
+    def four(stats, i):
+        p = stats.get(f"p{i}") or [None, None]
+        return (_float(stats.get(f"c{i}")), _float(stats.get(f"m{i}")), _float(p[0]), _float(p[1]))
 
     return tuple(NumericStats(c, four(sb, i), four(sa, i)) for i, c in enumerate(numeric) if not is_secret_name(c))
-
-
-def _all_null_after(b, a, common: list[str]) -> tuple[str, ...]:
-    from pyspark.sql import functions as F
-
-    if not common:
-        return ()
-    nb = b.agg(*[F.count(F.col(c)).alias(c) for c in common]).first().asDict()
-    na = a.agg(*[F.count(F.col(c)).alias(c) for c in common]).first().asDict()
-    return tuple(c for c in common if (nb.get(c) or 0) > 0 and (na.get(c) or 0) == 0)
 
 
 def _float(value) -> float | None:
