@@ -215,9 +215,9 @@ def draft_banner(patch, draft_below, verdict=None) -> str:
     """The first line of a draft PR: why it is a draft, the telling figure first when Healer measured one."""
     readiness = getattr(verdict, "readiness", None)
     if readiness is not None and readiness.reasons:
-        head = _safe(redact(readiness.headline or readiness.reasons[0]))
-        rest = [r for r in readiness.reasons if r != readiness.headline and readiness.headline not in r]
-        reasons = head + "".join(f"; {_safe(redact(r))}" for r in rest)
+        # each reason once, a measured difference by its figure alone
+        shown = [readiness.headline if readiness.headline and readiness.headline in r else r for r in readiness.reasons]
+        reasons = "; ".join(_safe(redact(r)) for r in shown)
     else:
         reasons = " and ".join(_draft_reasons(patch, draft_below))
     return (f"> **Draft: {reasons}.** It passed the sandbox, but Healer is not sure enough to ask for a merge. "

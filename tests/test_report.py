@@ -89,9 +89,9 @@ def test_draft_body_says_why_plainly_and_lists_every_doubt():
     ex = example("draft_fix")
     text = body(ex, draft_below=0.7)
 
-    # Healer's own figure comes first, then the fixer's reasons: they only add caution
-    assert text.startswith("> **Draft: order_number differs on 1,283 of 18,198 rows, median -8%; this fix changes "
-                           "what the data means; its confidence 0.62 is below the 0.70 bar for a ready pull request.**")
+    # what the fixer says, then Healer's own figure, then the low confidence: every reason in the first line
+    assert text.startswith("> **Draft: this fix changes what the data means; order_number differs on 1,283 of 18,198 "
+                           "rows, median -8%; its confidence 0.62 is below the 0.70 bar for a ready pull request.**")
     doubts = section(text, "### Confidence and doubts")
     bullets = [line for line in doubts.splitlines() if line.startswith("- ")]
     assert len(bullets) == 5 and "**0.62**, with 5 doubts" in text

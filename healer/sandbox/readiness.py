@@ -35,7 +35,8 @@ class Readiness:
 def judge(patch, shadow, *, draft_below: float, last_good_input_rows: dict[str, int] | None = None) -> Readiness:
     """Healer's verdict on a candidate that passed the sample gate."""
     failures = list(shadow.failures()) if shadow is not None and shadow.ran else []
-    reasons: list[str] = []
+    # what the fixer itself says comes first; Healer's figures follow, then a low confidence
+    reasons: list[str] = ["this fix changes what the data means"] if patch.changes_meaning else []
     headline = None
     if shadow is None or not shadow.ran:
         why = shadow.reason if shadow is not None else "no shadow run"
@@ -52,8 +53,6 @@ def judge(patch, shadow, *, draft_below: float, last_good_input_rows: dict[str, 
                     reasons.append(f"its output is not identical to the last good output: {headline}")
                 else:
                     reasons.append(f"its output differs from the last good output: {headline}")
-    if patch.changes_meaning:
-        reasons.append("this fix changes what the data means")
     if patch.confidence < draft_below:
         reasons.append(f"its confidence {patch.confidence:.2f} is below the {draft_below:.2f} bar for a ready pull request")
     if headline is None and reasons:
