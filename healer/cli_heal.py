@@ -24,6 +24,12 @@ class Terminated(SystemExit):
         return f"terminated by {self.signal}"
 
 
+def _redacted(text: str) -> str:
+    from healer.redact import redact  # here, not at the top: the CLI starts before its heavy modules load
+
+    return redact(text)
+
+
 def _exit_on_sigterm() -> None:
     def terminate(signum, _frame):
         signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM during the clean-up ends the process at once
@@ -83,7 +89,7 @@ def _heal(args) -> int:
         if args.json:
             print(json.dumps([o.to_json() for o in outcomes], default=str))
         for o in outcomes if not args.json else []:
-            print(f"{o.pipeline}: {o.status}: {o.reason}" + (f" (PR #{o.pr})" if o.pr else ""))
+            print(_redacted(f"{o.pipeline}: {o.status}: {o.reason}") + (f" (PR #{o.pr})" if o.pr else ""))
         if not outcomes:
             print("no pipeline's latest run failed", file=sys.stderr)
         codes = {o.exit_code for o in outcomes}
@@ -97,7 +103,7 @@ def _heal(args) -> int:
     if args.json:
         print(json.dumps(outcome.to_json(), default=str))
     else:
-        print(f"{outcome.status}: {outcome.reason}")
+        print(_redacted(f"{outcome.status}: {outcome.reason}"))
         if outcome.pr:
             print(f"pull request #{outcome.pr} on branch {outcome.branch}: healer pr show {outcome.pr}")
     return outcome.exit_code
