@@ -99,17 +99,12 @@ def _claim(lock: Path) -> bool:
 
 def java_options() -> str:
     """JVM options for a local driver: use the archive, or build it in this run when none exists."""
-    if not enabled():
-        return ""
-    try:
-        path = archive_path()
-    except Exception:  # noqa: BLE001 -- a cache must never stop Spark from starting
-        return ""
+    path = _archive()
     if path is None:
         return ""
     if path.is_file():
         if _verified(path):
-            return f"-XX:SharedArchiveFile={path} -Xshare:auto {_QUIET}"
+            return _use(path)
         # Java 17 crashes on a truncated archive instead of ignoring it: never map one unchecked.
         path.unlink(missing_ok=True)
     lock = path.with_suffix(".lock")
@@ -128,15 +123,22 @@ def existing_archive_options() -> str:
 
     For JVMs that must not write outside their own directory (the sandbox's workers).
     """
+    path = _archive()
+    return _use(path) if path is not None and path.is_file() and _verified(path) else ""
+
+
+def _archive() -> Path | None:
+    """Where this Java's and Spark's archive belongs, or None when there is to be none."""
     if not enabled():
-        return ""
+        return None
     try:
-        path = archive_path()
+        return archive_path()
     except Exception:  # noqa: BLE001 -- a cache must never stop Spark from starting
-        return ""
-    if path is not None and path.is_file() and _verified(path):
-        return f"-XX:SharedArchiveFile={path} -Xshare:auto {_QUIET}"
-    return ""
+        return None
+
+
+def _use(path: Path) -> str:
+    return f"-XX:SharedArchiveFile={path} -Xshare:auto {_QUIET}"
 
 
 def _mark(path: Path) -> Path:
