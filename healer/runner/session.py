@@ -159,7 +159,7 @@ def _build(app_name: str, conf: dict[str, str] | None, quick_jit: bool):
             {
                 "spark.ui.enabled": "false",
                 "spark.sql.shuffle.partitions": os.environ.get("HEALER_SHUFFLE_PARTITIONS", "4"),
-                "spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="healer-warehouse-"),
+                "spark.sql.warehouse.dir": _temporary_warehouse(),
                 "spark.driver.memory": os.environ.get("HEALER_DRIVER_MEMORY", "2g"),
                 "spark.sql.adaptive.enabled": "true",
             }
@@ -179,6 +179,16 @@ def _build(app_name: str, conf: dict[str, str] | None, quick_jit: bool):
     # copies of them (task aborted, writer aborted) would only bury the one-line message.
     spark.sparkContext.setLogLevel(os.environ.get("HEALER_SPARK_LOG_LEVEL", "FATAL"))
     return spark
+
+
+def _temporary_warehouse() -> str:
+    """A warehouse directory for this process alone, removed when it exits (a worker that runs
+    thousands of tasks must not leave one behind per session)."""
+    import atexit
+
+    path = tempfile.mkdtemp(prefix="healer-warehouse-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def _python() -> str:
