@@ -79,7 +79,6 @@ def test_parse_diff_reads_hunks_without_counts():
 
 
 def test_the_pr_body_and_the_prompt_show_the_commits(history):
-    from healer.fixers.llm import build_prompt
     from healer.report import _code_changes
 
     changes = changes_since(history.repo, history.good, history.bad, [JOB])

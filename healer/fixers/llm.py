@@ -167,7 +167,9 @@ def build_prompt(evidence, files: list[str], root: Path) -> str:
                      + fence("lineage", "\n".join(f"- {o} <- {', '.join(sorted(lineage.get(o, [])))}" for o in affected)))
     if evidence.last_good and evidence.last_good.output_schema:
         cols = ", ".join(f"{fl['name']} {_type(fl['type'])}" for fl in evidence.last_good.output_schema.get("fields", []))
-        parts.append("Output schema at the last good run (keep it):\n" + fence("output schema", cols))
+        keep = "(keep it)" if getattr(evidence, "changes", None) is None else \
+            "(keep it, except for the columns the commits below add or change: their intent wins)"
+        parts.append(f"Output schema at the last good run {keep}:\n" + fence("output schema", cols))
     if evidence.expectations:
         parts.append("Expectations the output must pass:\n"
                      + "\n".join(f"- {redact(e.describe())}" for e in evidence.expectations))

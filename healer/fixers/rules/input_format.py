@@ -40,6 +40,8 @@ class InputFormat:
             raise Declined(f"input {name}: the data files are not of one format ({found.describe()})")
         if fmt not in READABLE:
             raise Declined(f"input {name}: {found.describe()}; not a format the runner reads by itself")
+        if found.layout == "nested" and found.nested_dir and "=" not in found.nested_dir:
+            return self._nested(evidence, name, spec, found, fmt)
         if fmt == spec.format:
             raise Declined(f"input {name}: the files are {fmt} as declared but do not read "
                            f"({found.error}): damaged files, not a format change")
@@ -71,3 +73,30 @@ class InputFormat:
             confidence=0.8 if not doubts else 0.75,
             edits=[FileEdit(MANIFEST, text, after)], doubts=doubts,
             details={"input": name, "location": {"path": spec.path, "format": fmt}})]
+
+    def _nested(self, evidence, name, spec, found, fmt) -> list[Patch]:
+        """Every data file moved one folder deeper (``orders/v2/...``): the path follows it."""
+        path = evidence.pipeline.root / MANIFEST
+        try:
+            text = path.read_text()
+        except OSError:
+            return []
+        keys = ["pipelines", evidence.pipeline.name, "inputs", name]
+        node = yamledit.scalar_node(text, [*keys, "path"])
+        if node is None or fmt == "csv" and fmt != spec.format:
+            raise Declined(f"input {name}: {found.describe()}; healer.yml's path cannot be changed in place")
+        after = yamledit.replace_scalar(text, [*keys, "path"], node.value.rstrip("/") + "/" + found.nested_dir)
+        if after is not None and fmt != spec.format:
+            after = yamledit.replace_scalar(after, [*keys, "format"], fmt)
+        if after is None:
+            raise Declined(f"input {name}: {found.describe()}; healer.yml's path cannot be changed in place")
+        new_path = spec.path.rstrip("/") + "/" + found.nested_dir
+        return [Patch(
+            fixer=self.name,
+            title=f"input {name} moved one folder down, into {found.nested_dir}/",
+            rationale=(f"Spark could not read {name} at {spec.path}: {found.error}. Every one of its "
+                       f"{found.files} data file(s) is now under {found.nested_dir}/ ({found.describe()}); "
+                       "healer.yml's path follows them."),
+            confidence=0.75, edits=[FileEdit(MANIFEST, text, after)],
+            doubts=["the folder above may fill again the old way: the upstream team should confirm the layout"],
+            details={"input": name, "location": {"path": new_path, "format": fmt}})]
