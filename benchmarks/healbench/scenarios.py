@@ -501,6 +501,11 @@ CODE_FAULTS: list[Scenario] = [
                         message="daily_payments: month label"),
              golden_edits((PAYMENTS_JOB, '"YYYY-MM"', '"yyyy-MM"')), "rule:datetime_pattern", code_fault=True,
              what="a new month label with a week-based year pattern (YYYY-MM)"),
+    Scenario("revert-sql-unknown-column", "bench", "channel_mix", "sql",
+             bad_commit((MIX, "COALESCE(MAX(status), 'none')", "COALESCE(MAX(fulfilment_state), 'none')"),
+                        message="channel_mix: status from the fulfilment feed"),
+             golden_edits((MIX, "fulfilment_state", "status")), "rule:revert_hunk", code_fault=True,
+             what="the commit reads a column no input has and nothing is near it: the hunk reverted, as a draft"),
     Scenario("unreadable-sql-now-csv", "bench", "channel_mix", "sql", orders_as_csv,
              golden_edits(("healer.yml", '      orders: {path: "${WAREHOUSE}/orders", format: parquet}\n'
                            '    output: {path: "${OUTPUT}/channel_mix", format: parquet}',
