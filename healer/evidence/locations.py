@@ -157,7 +157,8 @@ def find_moves(spark, pipeline, missing: list[str], profile_rows: int = 10000,
             continue
         old_base = basename(old, kind)
         # where pipelines write is never an input; nor is where another input of this pipeline lives
-        others = {_local(x.location).rstrip("/").lower() for n, x in pipeline.inputs.items() if n != name}
+        others = {_local(x.path if x.path is not None else x.table or "").rstrip("/").lower()
+                  for n, x in pipeline.inputs.items() if n != name}
         places = [p for p in places if not _written_by_pipelines(p, pipeline)
                   and _local(p).rstrip("/").lower() not in others and p.lower() not in others]
         scored = sorted(((name_similarity(old_base, basename(p, kind)), p) for p in places), key=lambda x: -x[0])
