@@ -273,15 +273,17 @@ class Sandbox:
             guard = self._production_state()
             started, self._shadow_spare = self._shadow_spare, None
             shadow = shadow_run(self, root, self.input_rows, started)
-            checks = [Check("shadow run", shadow.passed or not shadow.ran,
-                            shadow.reason if shadow.passed or not shadow.ran else "; ".join(shadow.failures())[:600])]
+            detail = shadow.reason if shadow.passed else f"not run: {shadow.reason}" if not shadow.ran \
+                else "; ".join(shadow.failures())[:600]
+            checks = [Check("shadow run", shadow.passed or not shadow.ran, detail)]
             self._production_check(guard, checks, "production untouched (full run)")
         else:
             shadow, checks = None, []
         readiness = judge(patch, shadow, draft_below=self.policy.draft_below,
                           last_good_input_rows=_full_input_rows(self.last_good))
-        if readiness.failures:
-            checks.append(Check("data diff", False, "; ".join(readiness.failures)[:600]))
+        from_diff = [f for f in readiness.failures if shadow is None or f not in shadow.failures()]
+        if from_diff:
+            checks.append(Check("data diff", False, "; ".join(from_diff)[:600]))
         elif shadow is not None and shadow.diff is not None:
             checks.append(Check("data diff", True, shadow.diff.summary()))
         all_checks = verdict.checks + checks
