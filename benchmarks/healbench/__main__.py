@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.healbench.bench import RESULTS, run_bench
+from benchmarks.healbench.bench import RESULTS, passed, run_bench
 from benchmarks.healbench.scenarios import SCENARIOS, by_name
 
 
@@ -26,11 +26,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{s.name:32} {s.kind:6} {(s.rule or 'decline').replace('rule:', ''):16} {s.what}")
         return 0
     scenarios = by_name([n.strip() for n in args.only.split(",") if n.strip()]) if args.only else SCENARIOS
-    _, summary = run_bench(scenarios, rows=args.rows, workdir=args.workdir, json_path=args.json,
-                           keep=args.workdir is not None, cold=not args.warm)
-    ok = summary.false_fixes == 0 and summary.correct == summary.healable and \
-        summary.declined_correctly == summary.decline_scenarios
-    return 0 if ok else 1
+    results, summary = run_bench(scenarios, rows=args.rows, workdir=args.workdir, json_path=args.json,
+                                 keep=args.workdir is not None, cold=not args.warm)
+    return 0 if passed(results, summary) else 1
 
 
 if __name__ == "__main__":

@@ -12,18 +12,24 @@ Per scenario:
              ─► branch: the proposed fix, cloned from origin, run on the same full data
     ─► verdict
 
-Verdicts: ``correct`` (a PR whose full-data output equals the golden output),
-``false fix`` (a PR whose output differs, or fails its expectations, or any PR where no
-safe fix exists), ``declined`` (correctly, where no safe fix exists), ``missed`` (a
-healable scenario without a PR), ``error`` (the heal raised), ``broken`` (the scenario
-itself did not behave: the good run failed, the drift did not break it, or the golden fix
-does not run).
+Verdicts: ``correct`` (a PR whose full-data output equals the golden output, ready or
+draft: the table and the summary say which), ``false fix`` (a PR whose output differs, or
+fails its expectations, or any PR where no safe fix exists — a draft too), ``declined``
+(correctly, where no safe fix exists), ``missed`` (a healable scenario without a PR),
+``error`` (the heal raised), ``broken`` (the scenario itself did not behave: the good run
+failed, the drift did not break it, or the golden fix does not run).
+
+Traps (``traps.py``) heal with a scripted model on a local Messages API server, whose first
+answer is the tempting wrong fix: that fix as a *ready* PR is a ``false fix``; as a draft PR
+it is ``caught`` (the draft's first line names the figure); refused by the sandbox, the
+heal goes on and the scenario is scored as any other (``correct``, ``declined``, ...).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -33,12 +39,15 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from contextlib import ExitStack
 from types import SimpleNamespace
 
+from benchmarks.healbench.messages_server import MessagesServer
 from benchmarks.healbench.scenarios import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = {"retail": ROOT / "pipelines", "bench": Path(__file__).resolve().parent / "pipelines"}
+TEMPLATES = {"retail": ROOT / "pipelines", "bench": Path(__file__).resolve().parent / "pipelines",
+             "traps": Path(__file__).resolve().parent / "traps_pipelines"}
 RESULTS = ROOT / "benchmarks" / "results" / "healbench.json"
 
 
@@ -57,6 +66,11 @@ class Result:
     detail: str = ""
     reason: str = ""
     code_fault: bool = False  # broken by a commit to the pipeline's code, not by its data
+    ready: bool | None = None  # Healer's own verdict on the PR (validation.ready)
+    data_diff: str | None = None  # the PR's data diff against the last good output, one line
+    shadow_rows_read: int | None = None  # rows the full-data shadow run read
+    trap: bool = False  # a scripted model answered with the tempting wrong fix first
+    tempting: str = ""  # how the tempting fix ended: ready PR | draft PR | refused | not asked
 
     @property
     def proposed(self) -> bool:
@@ -83,6 +97,13 @@ class Summary:
     rows: int
     wall_s: float
     cold: bool = False
+    correct_ready: int = 0  # of ``correct``: ready PRs (the rest are drafts that name their figure)
+    traps: int = 0  # trap scenarios (not counted in healable / decline_scenarios above)
+    tempting_ready: int = 0  # tempting fixes that became ready PRs: false fixes
+    tempting_draft: int = 0
+    tempting_refused: int = 0
+    identity_fixes: int = 0  # correct rule fixes of drift that only moves, renames or retypes data
+    identity_identical: int = 0  # ... whose PR says the output is identical to the last good one
 
 
 def make_repo(scenario: Scenario, base_data: Path, where: Path) -> Path:
@@ -116,10 +137,19 @@ def same_output(spark, left: str, right: str) -> tuple[bool, str]:
     return True, f"{a.count()} rows equal to the golden output"
 
 
-def heal_in_new_process(repo: Path, pipeline: str, ledger_url: str) -> dict:
-    """``healer heal --json`` as a user runs it: a new process, rules only, the local forge."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "GITHUB_TOKEN", "GITLAB_TOKEN")}
-    env.update(HEALER_LEDGER_URL=ledger_url, HEALER_LLM="off", HEALER_FORGE="local")
+MODEL_KEY = "healbench-dummy-key"  # the scripted local model's "key": no real model is ever reached
+
+
+def heal_in_new_process(repo: Path, pipeline: str, ledger_url: str, model_url: str | None = None) -> dict:
+    """``healer heal --json`` as a user runs it: a new process, the local forge; rules only, or with
+    ``model_url`` the scripted local Messages API as its model (trap scenarios only)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "GITHUB_TOKEN", "GITLAB_TOKEN", "HEALER_LLM")}
+    env.update(HEALER_LEDGER_URL=ledger_url, HEALER_FORGE="local")
+    if model_url:
+        env.update(ANTHROPIC_API_KEY=MODEL_KEY, ANTHROPIC_BASE_URL=model_url, HEALER_LLM_RETRIES="0")
+    else:
+        env.update(HEALER_LLM="off")
     proc = subprocess.run([sys.executable, "-m", "healer.cli", "heal", "--repo", str(repo), "--pipeline", pipeline,
                            "--json"], env=env, capture_output=True, text=True, timeout=900)
     try:
@@ -144,7 +174,7 @@ def run_scenario(spark, scenario: Scenario, base_data: Path, workdir: Path, log=
     where.mkdir(parents=True)
     expected = scenario.rule or "decline"
     result = Result(scenario.name, scenario.kind, expected, "broken", cold=cold,
-                    code_fault=getattr(scenario, "code_fault", False))
+                    code_fault=getattr(scenario, "code_fault", False), trap=hasattr(scenario, "script"))
     ledger_url = f"sqlite:///{where / 'ledger.db'}"
     ledger = Ledger(ledger_url)
     try:
@@ -162,11 +192,15 @@ def run_scenario(spark, scenario: Scenario, base_data: Path, workdir: Path, log=
             return result
         t0 = time.monotonic()
         try:
-            if cold:
-                outcome = SimpleNamespace(**heal_in_new_process(repo, scenario.pipeline, ledger_url))
-            else:
-                outcome = heal(repo, scenario.pipeline, spark=spark, ledger=ledger, forge=LocalForge(ledger),
-                               llm=_rules_only())
+            with ExitStack() as stack:
+                # traps only: the scripted model on a local Messages API; every other scenario heals with rules only
+                model = stack.enter_context(MessagesServer(scenario.script())) if result.trap else None
+                if cold:
+                    outcome = SimpleNamespace(**heal_in_new_process(repo, scenario.pipeline, ledger_url,
+                                                                    model.url if model else None))
+                else:
+                    outcome = heal(repo, scenario.pipeline, spark=spark, ledger=ledger, forge=LocalForge(ledger),
+                                   llm=_scripted_model(model.url) if model else _rules_only())
         except Exception as exc:  # a crash in the heal is Healer's failure, not the scenario's
             result.heal_s = round(time.monotonic() - t0, 2)
             result.status, result.verdict = "crash", "error"
@@ -176,6 +210,12 @@ def run_scenario(spark, scenario: Scenario, base_data: Path, workdir: Path, log=
         result.status, result.fixer, result.draft = outcome.status, outcome.fixer, outcome.draft
         result.stages = dict(outcome.timings)
         result.reason = outcome.reason[:300]
+        validation = outcome.validation or {}
+        result.ready, result.data_diff = validation.get("ready"), validation.get("data_diff")
+        result.shadow_rows_read = validation.get("shadow_rows_read")
+        if result.trap:
+            first = next((c for c in outcome.candidates or [] if str(c.get("fixer")).startswith("llm")), None)
+            result.tempting = "not asked" if first is None else "refused" if not first["passed"] else "passed"
         origin = where / "origin.git"
         env = {"WAREHOUSE": str(repo / "data")}
         golden_out = None
@@ -191,11 +231,23 @@ def run_scenario(spark, scenario: Scenario, base_data: Path, workdir: Path, log=
         if outcome.status != "proposed":
             result.verdict = "missed" if scenario.healable else "declined"
             result.detail = outcome.reason[:300]
+            if result.trap and result.tempting == "refused":
+                result.detail = f"tempting fix refused ({_refusal(outcome)}); {result.detail}"[:300]
             return result
+        branch_repo = _clone(origin, outcome.branch, where / "branch")
+        if result.trap and holds_edits(branch_repo, scenario.tempting_fix.edits):
+            # the tempting wrong fix is the PR: ready, it is a false fix; a draft that names the figure caught it
+            result.tempting = "draft PR" if outcome.draft else "ready PR"
+            result.verdict = "caught" if outcome.draft else "false fix"
+            why = (validation.get("draft_reasons") or [result.data_diff or ""])[0]
+            result.detail = (f"the tempting fix as a {'draft: ' + why if outcome.draft else 'READY PR: ' + str(result.data_diff)}"
+                             f" ({scenario.tempting})")[:300]
+            return result
+        if result.trap and result.tempting == "passed":
+            result.tempting = "not chosen"  # it passed, but Healer's figures chose another candidate
         if not scenario.healable:
             result.verdict, result.detail = "false fix", f"a PR where no safe fix exists: {outcome.reason}"[:300]
             return result
-        branch_repo = _clone(origin, outcome.branch, where / "branch")
         rerun = run_pipeline(branch_repo, scenario.pipeline, spark=spark, ledger=ledger, check=False,
                              env={**env, "OUTPUT": str(where / "branch-output")})
         if not rerun.ok:
@@ -204,6 +256,8 @@ def run_scenario(spark, scenario: Scenario, base_data: Path, workdir: Path, log=
             return result
         equal, detail = same_output(spark, rerun.output_location, golden_out)
         result.verdict, result.detail = ("correct" if equal else "false fix"), detail
+        if result.trap and result.tempting == "refused":
+            result.detail = f"tempting fix refused ({_refusal(outcome)}), then {detail}"[:300]
         if equal and outcome.fixer != scenario.rule:
             result.detail += f" (healed by {outcome.fixer}, expected {scenario.rule})"
         return result
@@ -211,6 +265,37 @@ def run_scenario(spark, scenario: Scenario, base_data: Path, workdir: Path, log=
         result.detail = f"{type(exc).__name__}: {exc}"[:300]
         log(traceback.format_exc())
         return result
+
+
+def holds_edits(repo: Path, edits) -> bool:
+    """Whether the branch checked out at ``repo`` holds exactly these (path, search, replace) edits on main."""
+    for path in {p for p, _, _ in edits}:
+        base = subprocess.run(["git", "show", f"origin/main:{path}"], cwd=repo, capture_output=True, text=True)
+        if base.returncode != 0:
+            return False
+        text = base.stdout
+        for p, search, replace in edits:
+            if p == path:
+                if text.count(search) != 1:
+                    return False
+                text = text.replace(search, replace)
+        if (repo / path).read_text() != text:
+            return False
+    return True
+
+
+def _refusal(outcome) -> str:
+    """Why the sandbox refused the model's first (tempting) fix, one figure."""
+    first = next((c for c in outcome.candidates or [] if str(c.get("fixer")).startswith("llm")), {})
+    return "; ".join(first.get("reasons") or [])[:160]
+
+
+def _scripted_model(url: str):
+    """The LLM fixer on the scripted local Messages API (trap scenarios, ``--warm``)."""
+    from healer.fixers.llm import LLMFixer
+    from healer.llm_client import LLMConfig
+
+    return LLMFixer(LLMConfig(api_key=MODEL_KEY, base_url=url, max_retries=0))
 
 
 def _rules_only():
@@ -229,19 +314,32 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(values[k], 2)
 
 
+IDENTICAL = re.compile(r"^([\d,]+) of \1 rows identical to the last good output$")
+
+
+def drift_fixers() -> frozenset[str]:
+    """Rules that repair drift by moving, renaming or retyping data: their output must equal the last good one."""
+    from healer.sandbox.readiness import IDENTITY_FIXERS
+
+    return IDENTITY_FIXERS - {"rule:dialect_slip"}  # a dialect slip is a bad commit, not drift
+
+
 def summarize(results: list[Result], spark_startup_s: float, rows: int, wall_s: float) -> Summary:
-    fixes = [r.heal_s for r in results if r.verdict == "correct" and r.heal_s is not None]
-    healable = [r for r in results if r.expected != "decline"]
+    plain = [r for r in results if not r.trap]  # traps are scored on their own lines
+    traps = [r for r in results if r.trap]
+    fixes = [r.heal_s for r in plain if r.verdict == "correct" and r.heal_s is not None]
+    healable = [r for r in plain if r.expected != "decline"]
     cold = bool(results) and all(r.cold for r in results)
     startup = 0.0 if cold else spark_startup_s  # a cold heal's wall time already holds its start-up
+    identity = [r for r in plain if r.verdict == "correct" and r.fixer in drift_fixers() and not r.code_fault]
     return Summary(
         scenarios=len(results),
         healable=len(healable),
-        decline_scenarios=len(results) - len(healable),
+        decline_scenarios=len(plain) - len(healable),
         proposed=sum(1 for r in results if r.proposed),
-        correct=sum(1 for r in results if r.verdict == "correct"),
+        correct=sum(1 for r in plain if r.verdict == "correct"),
         false_fixes=sum(1 for r in results if r.verdict == "false fix"),
-        declined_correctly=sum(1 for r in results if r.verdict == "declined"),
+        declined_correctly=sum(1 for r in plain if r.verdict == "declined"),
         missed=sum(1 for r in results if r.verdict == "missed"),
         errors=sum(1 for r in results if r.verdict == "error"),
         broken=sum(1 for r in results if r.verdict == "broken"),
@@ -253,18 +351,32 @@ def summarize(results: list[Result], spark_startup_s: float, rows: int, wall_s: 
         rows=rows,
         wall_s=round(wall_s, 1),
         cold=cold,
+        correct_ready=sum(1 for r in plain if r.verdict == "correct" and not r.draft),
+        traps=len(traps),
+        tempting_ready=sum(1 for r in traps if r.tempting == "ready PR"),
+        tempting_draft=sum(1 for r in traps if r.tempting == "draft PR"),
+        tempting_refused=sum(1 for r in traps if r.tempting == "refused"),
+        identity_fixes=len(identity),
+        identity_identical=sum(1 for r in identity if IDENTICAL.match(r.data_diff or "")),
     )
 
 
+def passed(results: list[Result], s: Summary) -> bool:
+    """The bench's own pass mark: no false fix, every healable scenario correct, every decline right,
+    and every trap caught (a draft or refused) or then healed right."""
+    return (s.false_fixes == 0 and s.correct == s.healable and s.declined_correctly == s.decline_scenarios
+            and all(r.verdict in ("caught", "correct", "declined") for r in results if r.trap))
+
+
 def table(results: list[Result]) -> str:
-    head = (f"{'scenario':34} {'kind':6} {'cause':5} {'expected':20} {'outcome':9} {'fixer':20} {'verdict':10} "
+    head = (f"{'scenario':34} {'kind':6} {'cause':5} {'expected':20} {'outcome':9} {'fixer':28} {'verdict':10} "
             f"{'heal s':>6}  detail")
     lines = [head, "-" * len(head)]
     for r in results:
         fixer = (r.fixer or "").replace("rule:", "") + (" (draft)" if r.draft else "")
         cause = "code" if r.code_fault else "data"  # a bad commit, or a change in the data
         lines.append(f"{r.scenario:34} {r.kind:6} {cause:5} {r.expected.replace('rule:', ''):20} {r.status:9} "
-                     f"{fixer:20} {r.verdict:10} {r.heal_s if r.heal_s is not None else '':>6}  {r.detail[:110]}")
+                     f"{fixer:28} {r.verdict:10} {r.heal_s if r.heal_s is not None else '':>6}  {r.detail[:110]}")
     return "\n".join(lines)
 
 
@@ -273,9 +385,13 @@ def summary_table(s: Summary) -> str:
         return "n/a" if v is None else f"{v:.1f}"
 
     rows = [
-        ("scenarios", f"{s.scenarios} ({s.healable} healable, {s.decline_scenarios} where declining is right)"),
+        ("scenarios", f"{s.scenarios} ({s.healable} healable, {s.decline_scenarios} where declining is right, "
+                      f"{s.traps} traps)"),
         ("proposed (PRs opened)", s.proposed),
-        ("correct", f"{s.correct}/{s.healable}"),
+        ("correct", f"{s.correct}/{s.healable} ({s.correct_ready} ready, {s.correct - s.correct_ready} drafts)"),
+        ("correct drift fixes with an identical diff", f"{s.identity_identical}/{s.identity_fixes}"),
+        ("tempting fixes as ready PRs", f"{s.tempting_ready}/{s.traps} (drafts {s.tempting_draft}, "
+                                        f"refused by the sandbox {s.tempting_refused})"),
         ("false fixes", s.false_fixes),
         ("declined correctly", f"{s.declined_correctly}/{s.decline_scenarios}"),
         ("missed", s.missed),

@@ -1,4 +1,4 @@
-"""A local HTTP server that speaks enough of Anthropic's Messages API for the real SDK.
+"""A local HTTP server that speaks enough of Anthropic's Messages API for the real SDK (tests, HealBench).
 
 Answers are scripted: each request pops the next (status, body, headers). Every request
 is recorded (path, headers, JSON body) so tests can assert what left the machine. A hostile
