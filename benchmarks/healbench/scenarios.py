@@ -711,6 +711,12 @@ SCENARIOS: list[Scenario] = [
 ]
 
 
+# Traps (issue 13): a scripted model answers with the tempting wrong fix; see traps.py.
+from benchmarks.healbench.traps import TRAPS  # noqa: E402 -- traps.py builds on the helpers above
+
+SCENARIOS += TRAPS
+
+
 def by_name(names: list[str]) -> list[Scenario]:
     known = {s.name: s for s in SCENARIOS}
     missing = [n for n in names if n not in known]
