@@ -623,12 +623,12 @@ SCENARIOS: list[Scenario] = [
              "rule:replayed_batch", what="5% of customers replayed (exact copies appended)"),
     # dialect slips (bad commits)
     *[Scenario(f"dialect-sql-{d}", "bench", "channel_mix", "sql", dialect_commit(d), dialect_golden(d),
-               "rule:dialect_slip", what=f"channel_mix rewritten in {d} SQL")
+               "rule:dialect_slip", code_fault=True, what=f"channel_mix rewritten in {d} SQL")
       for d in ("tsql", "bigquery", "snowflake", "postgres", "mysql", "duckdb")],
     Scenario("dialect-py-tsql", "bench", "channel_mix_py", "python",
              lambda r: (write(r, "jobs/channel_mix_py.py", PY_TSQL), commit(r, "channel_mix_py: T-SQL from the old warehouse")),
              lambda r: write(r, "jobs/channel_mix_py.py", PY_TSQL_FIXED),
-             "rule:dialect_slip", what="spark.sql text rewritten in T-SQL"),
+             "rule:dialect_slip", code_fault=True, what="spark.sql text rewritten in T-SQL"),
     # drift that comes in pairs (issue 17)
     Scenario("pair-sql-moved-and-widened", "bench", "line_unit_price", "sql",
              lambda r: (widen(r, "order_items", {"line_no": pa.int64(), "quantity": pa.int64()}),
