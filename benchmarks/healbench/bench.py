@@ -240,8 +240,8 @@ def run_scenario(spark, scenario: Scenario, base_data: Path, workdir: Path, log=
             result.tempting = "draft PR" if outcome.draft else "ready PR"
             result.verdict = "caught" if outcome.draft else "false fix"
             why = (validation.get("draft_reasons") or [result.data_diff or ""])[0]
-            result.detail = (f"the tempting fix as a {'draft: ' + why if outcome.draft else 'READY PR: ' + str(result.data_diff)}"
-                             f" ({scenario.tempting})")[:300]
+            shown = f"draft: {why}" if outcome.draft else f"READY PR: {result.data_diff}"
+            result.detail = f"the tempting fix as a {shown} ({scenario.tempting})"[:300]
             return result
         if result.trap and result.tempting == "passed":
             result.tempting = "not chosen"  # it passed, but Healer's figures chose another candidate

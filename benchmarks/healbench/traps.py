@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from benchmarks.healbench.scenarios import CLEAN, REVENUE, Scenario, Step, _set, add_line_columns, data, edit, onboard_rows
+from benchmarks.healbench.scenarios import (CLEAN, REVENUE, Scenario, Step, _set, add_line_columns, data, edit,
+                                            onboard_rows)
 from pipelines import drift
 
 
@@ -164,7 +165,8 @@ def customers_without_signup(repo: Path) -> None:
     """A partner's customers are onboarded: 4% more customers (new ids, at the end) without a signup_date."""
 
     def amend(t: pa.Table) -> pa.Table:
-        return _set(_set(t, "customer_id", pc.add(t.column("customer_id"), 1_000_000)), "signup_date", [None] * t.num_rows)
+        t = _set(t, "customer_id", pc.add(t.column("customer_id"), 1_000_000))
+        return _set(t, "signup_date", [None] * t.num_rows)
 
     onboard_rows(repo, "customers", 0.04, amend, seed=41)
 
@@ -216,9 +218,11 @@ LATEST_CUSTOMER = Answer(((CLEAN, 'customers = spark.table("customers")',
 CENTS = Answer(((REVENUE, "i.unit_price", "(CAST(i.unit_price_cents AS DOUBLE) / 100)"),),
                "unit_price now arrives in cents as unit_price_cents")
 FIRST_EVENT = Answer(((CHANNEL_JOB, CHANNEL_ORDERS,
-                       "(SELECT order_id, channel, MIN(event_ts) AS order_ts FROM orders GROUP BY order_id, channel)"),),
+                       "(SELECT order_id, channel, MIN(event_ts) AS order_ts FROM orders "
+                       "GROUP BY order_id, channel)"),),
                      "orders is now an event log; an order's time is its first event's")
-WEIGHTED = Answer(((ORDER_PRICE, ORDER_PRICE_LINE, "ROUND(SUM(unit_net * quantity) / SUM(quantity), 2) AS avg_unit_net"),),
+WEIGHTED = Answer(((ORDER_PRICE, ORDER_PRICE_LINE,
+                    "ROUND(SUM(unit_net * quantity) / SUM(quantity), 2) AS avg_unit_net"),),
                   "line_total replaced by unit_net; the order's price per unit weights each line by its quantity")
 NOT_RETURNED = Answer(((REVENUE, RETURNS_FILTER, "  WHERE NOT is_returned\n"),),
                       "orders.status replaced by is_returned")
@@ -254,12 +258,14 @@ TRAPS: list[Trap] = [
          what="payments.amount now amount_cents (BIGINT)",
          tempting="reads cents as the amount: amounts 100x",
          answers=(Answer(((PAYMENTS_JOB, 'payments = spark.table("payments")',
-                           'payments = spark.table("payments").withColumn("amount", F.col("amount_cents").cast("double"))'),),
+                           'payments = spark.table("payments")'
+                           '.withColumn("amount", F.col("amount_cents").cast("double"))'),),
                          "payments.amount renamed amount_cents"), PAYMENT_CENTS)),
     Trap("trap-sql-join-fans-out", "traps", "units_by_channel", "sql", orders_as_events, right(FIRST_EVENT), "llm",
          what="orders becomes an event log (a row per status event, event_ts); order_ts gone",
          tempting="reads event_ts as order_ts: every event joins the order's lines (units x2.6)",
-         answers=(Answer(((CHANNEL_JOB, CHANNEL_ORDERS, "(SELECT DISTINCT order_id, channel, event_ts AS order_ts FROM orders)"),),
+         answers=(Answer(((CHANNEL_JOB, CHANNEL_ORDERS,
+                           "(SELECT DISTINCT order_id, channel, event_ts AS order_ts FROM orders)"),),
                          "orders.order_ts renamed event_ts"), FIRST_EVENT)),
     Trap("trap-sql-average-not-weighted", "bench", "order_unit_price", "sql", unit_net_instead_of_total,
          right(WEIGHTED), "llm", setup=add_line_columns,
@@ -281,7 +287,7 @@ TRAPS: list[Trap] = [
          right(DROP_UNKNOWN), "rule:null_surge", setup=add_line_columns,
          what="onboarded marketplace lines (3%, new orders) arrive without a quantity; unit_net may never be NULL",
          tempting="COALESCE(.., 0): the onboarded lines' unknown unit price published as 0",
-         answers=(Answer(((STRICT, STRICT_LINE, f"COALESCE({STRICT_LINE.removesuffix(' AS unit_net')}, 0) AS unit_net"),),
+         answers=(Answer(((STRICT, STRICT_LINE, "COALESCE(ROUND(line_total / quantity, 2), 0) AS unit_net"),),
                          "some lines have no quantity"),)),
     Trap("trap-py-default-date", "retail", "clean_customers", "python", customers_without_signup,
          lambda r: edit(r, CLEAN, 'customers = spark.table("customers")',
@@ -294,12 +300,14 @@ TRAPS: list[Trap] = [
     Trap("trap-py-split-name", "retail", "clean_customers", "python", split_name, right(FULL_NAME), "llm",
          what="customers.name split into first_name and last_name",
          tempting="concatenates the parts without a space: 'Ana Smith' becomes 'Anasmith'",
-         answers=(Answer(((CLEAN, NAME_LINE, 'F.initcap(F.trim(F.concat(F.col("first_name"), F.col("last_name")))).alias("name"),'),),
+         answers=(Answer(((CLEAN, NAME_LINE,
+                           'F.initcap(F.trim(F.concat(F.col("first_name"), F.col("last_name")))).alias("name"),'),),
                          "name split into first_name and last_name"), FULL_NAME)),
     Trap("trap-sql-wrong-join-key", "retail", "revenue_by_category", "sql",
          lambda r: drift.drop_column(data(r), "order_items", "product_id"), right(SKU_JOIN), "llm", setup=add_skus,
          what="order_items.product_id dropped; lines still carry the SKU, numbered apart from product_id",
          tempting="joins the SKU's number to product_id: lines land in the wrong category",
-         answers=(Answer(((REVENUE, PRODUCT_JOIN, "JOIN products AS p ON CAST(substr(i.sku, 5) AS BIGINT) = p.product_id"),),
+         answers=(Answer(((REVENUE, PRODUCT_JOIN,
+                           "JOIN products AS p ON CAST(substr(i.sku, 5) AS BIGINT) = p.product_id"),),
                          "order_items.product_id dropped; the SKU carries the product number"), SKU_JOIN)),
 ]
