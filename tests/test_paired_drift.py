@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from healer.evidence.locations import fingerprint_match, find_moves
+from healer.evidence.locations import fingerprint_match, find_moves, naming_similarity
 from healer.evidence.probes import null_probe, widen_probe, widens
 from healer.ledger import RunRecord
 from healer.manifest import InputSpec, OutputSpec, Pipeline
@@ -27,6 +27,18 @@ pytestmark = [pytest.mark.spark]
 ])
 def test_what_counts_as_a_widening(old, new, wider):
     assert widens(old, new) is wider
+
+
+@pytest.mark.parametrize("old, new, at_least", [
+    ("tblOrder", "orders", 0.9), ("OrderItem", "fct_order_items", 0.9), ("order_items", "dim_order_item", 0.9),
+    ("customers", "customer", 0.9)])
+def test_a_new_naming_standard_keeps_the_name(old, new, at_least):
+    assert naming_similarity(old, new) >= at_least
+
+
+@pytest.mark.parametrize("old, new", [("orders", "order_items"), ("payments", "settlements"), ("address", "addres")])
+def test_other_names_are_not_the_same_name(old, new):
+    assert naming_similarity(old, new) < 0.9
 
 
 def test_widened_values_that_fit_and_values_that_do_not(spark):

@@ -377,6 +377,22 @@ def reversed_orders(repo: Path) -> None:
     onboard_rows(repo, "order_items", 0.01, amend)
 
 
+def float_discount(repo: Path) -> None:
+    """The shop's legacy system sends discount as FLOAT."""
+    widen(repo, "order_items", {"discount": pa.float32()})
+
+
+def discount_in_full_precision(repo: Path) -> None:
+    """The new shop system: camelCase columns, and discount as DOUBLE holding the rate as booked
+    (0.05, which no FLOAT holds exactly): the wider type must stay."""
+    def change(t: pa.Table) -> pa.Table:
+        rate = pc.round(pc.cast(t.column("discount"), pa.float64()), 2)
+        return t.set_column(t.column_names.index("discount"), "discount", rate)
+
+    drift._rewrite(data(repo), "order_items", change)
+    drift.restyle_columns(data(repo), "order_items", "camel")
+
+
 LINE_PRICE_PY = "jobs/line_unit_price_py.py"
 ITEMS_READ = 'items = spark.table("order_items")'
 
@@ -670,6 +686,15 @@ SCENARIOS: list[Scenario] = [
              lambda r: edit(r, "jobs/daily_payments.py", 'spark.table("payments")',
                             'spark.table("payments").where("paid_at IS NOT NULL")'),
              "rule:null_surge", what="onboarded payments without paid_at, past the profiled rows: day is NULL"),
+    Scenario("pair-sql-renamed-widened-kept", "bench", "line_discounts", "sql", discount_in_full_precision,
+             lambda r: edit(r, "jobs/line_discounts.sql", "  order_id,\n  line_no,",
+                            "  orderId AS order_id,\n  lineNo AS line_no,"),
+             "rule:renamed_column", setup=float_discount,
+             what="order_items renamed to camelCase; discount FLOAT -> DOUBLE with values no FLOAT holds: kept DOUBLE"),
+    Scenario("decline-moved-two-unlike-copies", "retail", "clean_customers", "python",
+             lambda r: (drift.copy_table(data(r), "customers", "exports/marketing_contacts"),
+                        drift.move_table(data(r), "customers", "crm/accounts")),
+             what="customers gone; crm/accounts and exports/marketing_contacts both hold it: which is a guess"),
     # no safe fix: the right answer is to decline
     Scenario("decline-dropped-column", "retail", "revenue_by_category", "sql",
              lambda r: drift.drop_column(data(r), "order_items", "discount"),

@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from healer.evidence.probes import WidenProbe, widen_probe, widens
-from healer.evidence.schema import name_similarity
+from healer.evidence.schema import name_similarity, words
 from healer.runner import io
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,24 @@ class Moves:
 
     candidates: dict[str, list[LocationCandidate]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+# words a naming standard adds or drops around a table's name (``tbl_order`` -> ``orders``)
+NAMING_AFFIXES = {"tbl", "tb", "dim", "fct", "fact", "src", "vw"}
+
+
+def _standard_words(name: str) -> list[str]:
+    """A name's words without naming-standard prefixes and with plurals made singular."""
+    found = [w for w in words(name) if w not in NAMING_AFFIXES] or words(name)
+    return [w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in found]
+
+
+def naming_similarity(old: str, new: str) -> float:
+    """``name_similarity``, but a move under a new naming standard (``tblOrder`` -> ``orders``,
+    ``OrderItem`` -> ``fct_order_items``) scores 0.9: the same words once a prefix is dropped and
+    plurals are made singular."""
+    raw = name_similarity(old, new)
+    return max(raw, 0.9) if _standard_words(old) == _standard_words(new) else raw
 
 
 def basename(location: str, kind: str) -> str:
@@ -161,7 +179,7 @@ def find_moves(spark, pipeline, missing: list[str], profile_rows: int = 10000,
                   for n, x in pipeline.inputs.items() if n != name}
         places = [p for p in places if not _written_by_pipelines(p, pipeline)
                   and _local(p).rstrip("/").lower() not in others and p.lower() not in others]
-        scored = sorted(((name_similarity(old_base, basename(p, kind)), p) for p in places), key=lambda x: -x[0])
+        scored = sorted(((naming_similarity(old_base, basename(p, kind)), p) for p in places), key=lambda x: -x[0])
         old_schema = (old_schemas or {}).get(name)
         old_columns = schema_columns(old_schema) if old_schema else None
         out = []
