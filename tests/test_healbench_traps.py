@@ -46,7 +46,8 @@ def test_a_tempting_fix_as_a_ready_pr_is_a_false_fix_and_the_figures_are_printed
     assert (s.identity_identical, s.identity_fixes) == (1, 2)  # the drafted retype is a drift fix, not identical
     assert s.median_heal_s == 5.0  # traps (model heals) are not timed with the rule fixes
     text = summary_table(s)
-    assert re.search(r"^tempting fixes as ready PRs +1/3 \(drafts 1, refused by the sandbox 1\)$", text, re.M), text
+    assert re.search(r"^tempting fixes as ready PRs +1/3 \(drafts 1, refused by the sandbox 1, another candidate "
+                     r"chosen 0\)$", text, re.M), text
     assert re.search(r"^correct drift fixes with an identical diff +1/2$", text, re.M), text
     assert re.search(r"^correct +3/3 \(1 ready, 2 drafts\)$", text, re.M), text
     assert not passed(results, s)

@@ -102,6 +102,7 @@ class Summary:
     tempting_ready: int = 0  # tempting fixes that became ready PRs: false fixes
     tempting_draft: int = 0
     tempting_refused: int = 0
+    tempting_not_chosen: int = 0  # passed the sandbox, but Healer's figures chose another candidate for the PR
     identity_fixes: int = 0  # correct rule fixes of drift that only moves, renames or retypes data
     identity_identical: int = 0  # ... whose PR says the output is identical to the last good one
 
@@ -356,6 +357,7 @@ def summarize(results: list[Result], spark_startup_s: float, rows: int, wall_s: 
         tempting_ready=sum(1 for r in traps if r.tempting == "ready PR"),
         tempting_draft=sum(1 for r in traps if r.tempting == "draft PR"),
         tempting_refused=sum(1 for r in traps if r.tempting == "refused"),
+        tempting_not_chosen=sum(1 for r in traps if r.tempting == "not chosen"),
         identity_fixes=len(identity),
         identity_identical=sum(1 for r in identity if IDENTICAL.match(r.data_diff or "")),
     )
@@ -391,7 +393,8 @@ def summary_table(s: Summary) -> str:
         ("correct", f"{s.correct}/{s.healable} ({s.correct_ready} ready, {s.correct - s.correct_ready} drafts)"),
         ("correct drift fixes with an identical diff", f"{s.identity_identical}/{s.identity_fixes}"),
         ("tempting fixes as ready PRs", f"{s.tempting_ready}/{s.traps} (drafts {s.tempting_draft}, "
-                                        f"refused by the sandbox {s.tempting_refused})"),
+                                        f"refused by the sandbox {s.tempting_refused}, another candidate chosen "
+                                        f"{s.tempting_not_chosen})"),
         ("false fixes", s.false_fixes),
         ("declined correctly", f"{s.declined_correctly}/{s.decline_scenarios}"),
         ("missed", s.missed),
