@@ -259,7 +259,7 @@ def run_scenario(spark, scenario: Scenario, base_data: Path, workdir: Path, log=
         result.verdict, result.detail = ("correct" if equal else "false fix"), detail
         if result.trap and result.tempting == "refused":
             result.detail = f"tempting fix refused ({_refusal(outcome)}), then {detail}"[:300]
-        if equal and outcome.fixer != scenario.rule:
+        if equal and not str(outcome.fixer).startswith(str(scenario.rule)):  # "llm" stands for any model
             result.detail += f" (healed by {outcome.fixer}, expected {scenario.rule})"
         return result
     except Exception as exc:
