@@ -15,7 +15,8 @@ from healer.fixers.base import FileEdit, Patch
 
 JOB = "jobs/mix.sql"
 GOOD = "-- orders per channel\nSELECT channel,\n  COUNT(*) AS orders\nFROM orders\nGROUP BY channel\n"
-BAD = "-- orders per channel\nSELECT channel,\n  COUNT(*) AS orders,\n  MAX(stauts) AS last_status\nFROM orders\nGROUP BY channel\n"
+BAD = ("-- orders per channel\nSELECT channel,\n  COUNT(*) AS orders,\n  MAX(stauts) AS last_status\n"
+       "FROM orders\nGROUP BY channel\n")
 
 
 def _commit(repo: git.Repo, root: Path, files: dict[str, str], who: str, message: str) -> str:
@@ -111,11 +112,13 @@ def test_the_contract_is_the_new_commit_s_columns(history):
     assert ok and "new: last_status string" in detail and "Dana Dev" in detail
     ok, detail = contract_check(pipeline, last_good, [], _schema(channel="string", orders="long"))
     assert not ok and "last_status missing (added by the commit)" in detail
-    ok, detail = contract_check(pipeline, last_good, [], _schema(channel="string", orders="integer", last_status="string"))
+    retyped = _schema(channel="string", orders="integer", last_status="string")
+    ok, detail = contract_check(pipeline, last_good, [], retyped)
     assert not ok and "orders was bigint, now int" in detail
     same = SimpleNamespace(commit=history.bad, output_schema=last_good.output_schema)
     assert contract_check(pipeline, same, [], _schema(channel="string")) is None  # code unchanged: the old check
 
 
 def _schema(**cols) -> dict:
-    return {"type": "struct", "fields": [{"name": n, "type": t, "nullable": True, "metadata": {}} for n, t in cols.items()]}
+    return {"type": "struct",
+            "fields": [{"name": n, "type": t, "nullable": True, "metadata": {}} for n, t in cols.items()]}

@@ -41,7 +41,8 @@ def _clear(folder: Path) -> None:
 
 def _text_ts(t: pa.Table) -> pa.Table:
     """Timestamps as plain text, as an export writes them."""
-    return t.set_column(t.column_names.index("order_ts"), "order_ts", pc.strftime(t.column("order_ts"), "%Y-%m-%d %H:%M:%S"))
+    text = pc.strftime(t.column("order_ts"), "%Y-%m-%d %H:%M:%S")
+    return t.set_column(t.column_names.index("order_ts"), "order_ts", text)
 
 
 def to_csv(folder: Path) -> None:

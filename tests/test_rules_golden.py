@@ -171,7 +171,8 @@ def _code_changes(case: dict, root: Path, job: str):
     now = {job: case["job"], "healer.yml": case.get("manifest")}
     then = {job: case.get("job_before", case["job"]), "healer.yml": case.get("manifest_before", case.get("manifest"))}
     shas = []
-    for files, author in ((then, "Old Hand <old@example.com>"), (now, case.get("author", "Ann Author <ann@example.com>"))):
+    authors = ("Old Hand <old@example.com>", case.get("author", "Ann Author <ann@example.com>"))
+    for files, author in zip((then, now), authors):
         for path, text in files.items():
             if text is not None:
                 (root / path).write_text(text)
@@ -186,7 +187,8 @@ def _unreadable(case: dict, specs: dict) -> dict:
     from healer.evidence.sniff import Sniffed
 
     return {name: Sniffed(location=specs[name].location, declared=specs[name].format,
-                          **{"error": "cannot read", **{k: (tuple(v) if isinstance(v, list) else v) for k, v in found.items()}})
+                          **{"error": "cannot read",
+                             **{k: (tuple(v) if isinstance(v, list) else v) for k, v in found.items()}})
             for name, found in (case.get("unreadable") or {}).items()}
 
 

@@ -77,7 +77,8 @@ def sniff(spark, spec, exc: BaseException) -> Sniffed:
     error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
     declared = spec.format or "table"
     if spec.table is not None:
-        return Sniffed(location=spec.table, declared="table", error=error, note="a catalog table: its files are not sniffed")
+        return Sniffed(location=spec.table, declared="table", error=error,
+                       note="a catalog table: its files are not sniffed")
     if not io.path_exists(spark, spec.path):
         return Sniffed(location=spec.path, declared=declared, error=error, exists=False)
     fs, root, _ = io.hadoop_fs(spark, spec.path)

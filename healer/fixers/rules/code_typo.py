@@ -269,7 +269,8 @@ def _aliases(evidence) -> set[str]:
                 node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
             if node.func.attr in ("alias", "withColumn", "name"):
                 out.add(node.args[0].value)
-            elif node.func.attr == "withColumnRenamed" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+            elif (node.func.attr == "withColumnRenamed" and len(node.args) > 1
+                  and isinstance(node.args[1], ast.Constant)):
                 out.add(str(node.args[1].value))
     return out
 

@@ -65,9 +65,10 @@ class RevertHunk:
         names = ", ".join(f"{c.sha[:10]} by {c.author} ({c.subject[:80]})" for c in commits) or "unknown commits"
         kept = {line.strip().rstrip(",") for line in hunk.removed}
         lost = [line.strip() for line in hunk.added if line.strip() and line.strip().rstrip(",") not in kept]
+        sha = commits[-1].sha[:10] if commits else "?"
         return [Patch(
             fixer=self.name,
-            title=f"revert the change to {job} that introduced '{word}' (commit {commits[-1].sha[:10] if commits else '?'})",
+            title=f"revert the change to {job} that introduced '{word}' (commit {sha})",
             rationale=(f"Spark failed on '{word}' ({f.error_class}), which {names} added to {job}. No rule found a "
                        "fix that keeps the change, so this draft undoes that one hunk and restores the lines of the "
                        "last good run; the rest of the commit stays."),
