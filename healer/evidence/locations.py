@@ -187,7 +187,9 @@ def find_moves(spark, pipeline, missing: list[str], profile_rows: int = 10000,
             df = _read(spark, spec, kind, place)
             if df is not None:
                 out.append(_candidate(spark, name, spec, kind, place, score, df, "name", old_columns, profile_rows))
-        if old_columns:
+        kept_name = any(c is not None and c.schema and fingerprint_match(old_columns, schema_columns(c.schema))
+                        is not None for c in out) if old_columns else False
+        if old_columns and not kept_name:  # nothing under a like name holds its columns: look at the rest
             matched = []
             for score, place in [x for x in scored if x[0] < 0.5][:MAX_FINGERPRINTED]:
                 df = _read(spark, spec, kind, place)

@@ -6,7 +6,10 @@ many rows that changes. The job's syntax tree says what to probe (``jobscan``); 
 aggregation pass per input, over at most ``scan_rows`` current rows, counts it, with a few
 example values (untrusted: they are data). Exact duplicate rows (a replayed batch) are
 counted on every input the job reads, only when a uniqueness expectation failed: it takes
-a shuffle.
+a shuffle. NULLs of the input columns behind a failed not-NULL expectation are counted over
+every scanned row (a profile reads the first rows only, and newly onboarded rows arrive at
+the end); columns whose type widened (INT -> BIGINT, ...) are checked for values that no
+longer fit the old type, so a fix can cast them back.
 """
 
 from __future__ import annotations
