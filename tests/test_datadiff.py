@@ -73,3 +73,35 @@ def test_the_key_comes_from_the_manifest_then_the_uniqueness_expectations():
     assert output_key(P(), exps[:1]) == ("order_id",)
     P.key = ("id",)
     assert output_key(P(), exps) == ("id",)
+
+
+def test_new_rows_that_all_hold_one_value_where_data_varied_are_named(spark):
+    """A constant that hides missing data: every new customer 'signed up' on the same day."""
+    import datetime as dt
+
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(40)]
+    before = spark.createDataFrame([(i, days[i]) for i in range(40)], "id long, signup date")
+    new = [(100 + i, dt.date(2019, 1, 1)) for i in range(8)]
+    after = spark.createDataFrame([(i, days[i]) for i in range(40)] + new, "id long, signup date")
+    d = diff(before, after, ["id"])
+    assert (d.identical, d.only_after) == (40, 8)
+    [u] = d.uniform_new
+    assert (u.column, u.value, u.rows, u.variety) == ("signup", "2019-01-01", 8, 40)
+    assert d.headline() == "signup is 2019-01-01 on all 8 new rows, where the last good output had 40 different values"
+    # new rows that vary like the old ones are just new data
+    varied = spark.createDataFrame([(i, days[i]) for i in range(40)] + [(100 + i, days[i]) for i in range(8)],
+                                   "id long, signup date")
+    assert diff(before, varied, ["id"]).uniform_new == ()
+
+
+def test_readiness_takes_columns_the_commit_added_as_its_intent(spark):
+    from healer.fixers.base import Patch
+    from healer.sandbox.readiness import judge
+    from healer.sandbox.shadow import Shadow
+
+    before = spark.createDataFrame(GOOD, SCHEMA)
+    after = spark.createDataFrame([(*row, row[2] * 0.9) for row in GOOD], SCHEMA + ", net_revenue double")
+    shadow = Shadow(ran=True, reason="ran", rows_read=10, diff=diff(before, after, ["category", "month"]))
+    patch = Patch("rule:code_typo", "typo", "", 0.9, [])
+    assert not judge(patch, shadow, draft_below=0.7).ready  # against the last good schema: a new column
+    assert judge(patch, shadow, draft_below=0.7, new_columns_intended=True).ready

@@ -16,6 +16,8 @@ from healer.redact import is_secret_name, redact
 _NUMERIC = ("byte", "short", "integer", "long", "float", "double", "decimal")
 REL_TOLERANCE = 1e-9
 EXAMPLES = 3
+UNIFORM_MIN_ROWS = 5  # new rows needed before "they all hold one value" means anything
+UNIFORM_MIN_VARIETY = 20  # distinct values the last good output had in that column
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,16 @@ class ColumnChange:
     max_rel: float | None = None
     median_rel: float | None = None  # signed: (after - before) / |before|, over the changed rows
     examples: tuple[str, ...] = ()  # keys of changed rows, redacted
+
+
+@dataclass(frozen=True)
+class UniformColumn:
+    """A column with one value on every new row (``rows``), where the last good output had ``variety``."""
+
+    column: str
+    value: str  # redacted
+    rows: int
+    variety: int
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class DataDiff:
     columns_only_before: tuple[str, ...] = ()
     columns_only_after: tuple[str, ...] = ()
     all_null_after: tuple[str, ...] = ()  # columns with values before and none after
+    uniform_new: tuple[UniformColumn, ...] = ()  # new rows all alike in a column that used to vary
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -76,6 +89,10 @@ class DataDiff:
 
     def headline(self) -> str | None:
         """The single most telling figure when the output is not identical, for a draft's first line."""
+        if self.uniform_new:
+            u = self.uniform_new[0]
+            return (f"{u.column} is {u.value} on all {u.rows:,} new rows, where the last good output had "
+                    f"{u.variety:,} different values")
         worst = max(self.columns, key=lambda c: c.rows, default=None)
         if worst is not None:
             median = f", median {worst.median_rel:+.0%}" if worst.median_rel is not None else ""
@@ -113,7 +130,7 @@ def diff(before, after, key: list[str] | tuple[str, ...] | None = None) -> DataD
     if key:
         counts, changes = _keyed(b, a, key, [c for c in common if c not in key], numeric)
     else:
-        counts, changes = _multiset(b, a, numeric, rows_b, rows_a), ()
+        counts, changes = {**_multiset(b, a, numeric, rows_b, rows_a), "uniform_new": ()}, ()
     all_null = tuple(c for i, c in enumerate(common) if (sb[f"nn{i}"] or 0) > 0 and (sa[f"nn{i}"] or 0) == 0)
     return DataDiff(key=key, rows_before=rows_b, rows_after=rows_a, columns=changes,
                     numeric=_numeric_stats(sb, sa, numeric), columns_only_before=only_b, columns_only_after=only_a,
@@ -163,6 +180,12 @@ def _keyed(b, a, key, values: list[str], numeric: list[str]):
             F.sum(F.when(F.col("__b").isNull(), 1).otherwise(0)).alias("only_after"),
             F.sum(F.when(matched & any_change, 1).otherwise(0)).alias("changed"),
             F.sum(F.when(matched & ~any_change, 1).otherwise(0)).alias("identical")]
+    new = F.col("__b").isNull()
+    for i, c in enumerate(values):  # what new rows hold: one value everywhere can be a constant hiding a gap
+        aggs += [F.countDistinct(F.when(new, F.col(f"a_{c}"))).alias(f"dn{i}"),
+                 F.count(F.when(new, F.col(f"a_{c}"))).alias(f"cn{i}"),
+                 F.countDistinct(F.col(f"b_{c}")).alias(f"db{i}"),
+                 F.first(F.when(new, F.col(f"a_{c}")), ignorenulls=True).alias(f"vn{i}")]
     for i, (c, flag) in enumerate(flags.items()):
         aggs.append(F.sum(F.when(flag, 1).otherwise(0)).alias(f"n{i}"))
         if c in numeric:
@@ -187,7 +210,20 @@ def _keyed(b, a, key, values: list[str], numeric: list[str]):
     finally:
         joined.unpersist()
     counts = {k: int(row[k] or 0) for k in ("only_before", "only_after", "changed", "identical")}
+    counts["uniform_new"] = _uniform_new(row, values, counts["only_after"])
     return counts, tuple(sorted(changes, key=lambda ch: -ch.rows))
+
+
+def _uniform_new(row: dict, values: list[str], new_rows: int) -> tuple["UniformColumn", ...]:
+    """Columns that hold one single value on every new row, though the last good output varied widely."""
+    if new_rows < UNIFORM_MIN_ROWS:
+        return ()
+    found = []
+    for i, c in enumerate(values):
+        if row.get(f"dn{i}") == 1 and row.get(f"cn{i}") == new_rows and (row.get(f"db{i}") or 0) >= UNIFORM_MIN_VARIETY:
+            value = "[REDACTED:SECRET_COLUMN]" if is_secret_name(c) else redact(str(row.get(f"vn{i}")))[:60]
+            found.append(UniformColumn(c, value, new_rows, int(row[f"db{i}"])))
+    return tuple(found)
 
 
 def _multiset(b, a, numeric: list[str], rows_b: int, rows_a: int) -> dict:

@@ -11,7 +11,7 @@ or empties a column is refused outright. A fixer's (or model's) confidence and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Repairs of drift that carry the same data to the same output: their diff must be identical.
 IDENTITY_FIXERS = frozenset({"rule:renamed_column", "rule:retyped_column", "rule:moved_input", "rule:nested_field",
@@ -32,8 +32,13 @@ class Readiness:
         return bool(self.failures)
 
 
-def judge(patch, shadow, *, draft_below: float, last_good_input_rows: dict[str, int] | None = None) -> Readiness:
-    """Healer's verdict on a candidate that passed the sample gate."""
+def judge(patch, shadow, *, draft_below: float, last_good_input_rows: dict[str, int] | None = None,
+          new_columns_intended: bool = False) -> Readiness:
+    """Healer's verdict on a candidate that passed the sample gate.
+
+    ``new_columns_intended``: the code changed since the last good run and the output met the
+    new commit's contract, so columns it adds are the commit's intent, not a difference.
+    """
     failures = list(shadow.failures()) if shadow is not None and shadow.ran else []
     # what the fixer itself says comes first; Healer's figures follow, then a low confidence
     reasons: list[str] = ["this fix changes what the data means"] if patch.changes_meaning else []
@@ -47,6 +52,8 @@ def judge(patch, shadow, *, draft_below: float, last_good_input_rows: dict[str, 
             reasons.append("there is no last good output to compare the fix's output with")
         else:
             failures += _hard_failures(shadow, d, last_good_input_rows or {})
+            if new_columns_intended and d.columns_only_after:
+                d = replace(d, columns_only_after=())
             if not d.is_identical and not _only_new_rows(d, shadow, last_good_input_rows or {}):
                 headline = d.headline()
                 if patch.fixer in IDENTITY_FIXERS:
@@ -73,7 +80,8 @@ def _input_ratio(shadow, before: dict[str, int]) -> float:
 def _only_new_rows(d, shadow, before: dict[str, int]) -> bool:
     """Inputs grew and the fix only added rows: new data, not a changed meaning."""
     return (d.changed == 0 and d.only_before == 0 and d.only_after > 0 and _input_ratio(shadow, before) > 1.0
-            and not d.columns_only_before and not d.columns_only_after)
+            and not d.columns_only_before and not d.columns_only_after
+            and not d.uniform_new)  # new rows all alike where data used to vary: a constant may hide a gap
 
 
 def _hard_failures(shadow, d, before: dict[str, int]) -> list[str]:

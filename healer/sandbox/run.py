@@ -96,6 +96,7 @@ class Sandbox:
         self._runs = 0
         self._spare: Worker | None = None
         self._shadow_spare: ShadowWorker | None = None
+        self.contract_from_commit = False  # set when the code changed: the new commit's columns are the contract
         self._java_options: str | None = None
 
     def prepare_in_background(self) -> None:
@@ -217,6 +218,11 @@ class Sandbox:
             self._prepared()
         except io.MissingInput as exc:
             return Verdict(False, [Check("inputs", False, str(exc))], duration_s=time.monotonic() - t0, **base)
+        except Exception as exc:  # an input this binding cannot read: this candidate fails, with the reason
+            log.info("sandbox inputs could not be sampled", exc_info=True)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            return Verdict(False, [Check("inputs", False, f"the inputs could not be sampled: {first}")],
+                           error=first, error_class="SANDBOX_INPUTS", duration_s=time.monotonic() - t0, **base)
         refusal = self._refusal(root, patch)
         if refusal:
             return Verdict(False, [refusal], sample_sizes=dict(self.sample_sizes), error=refusal.detail,
@@ -280,7 +286,8 @@ class Sandbox:
         else:
             shadow, checks = None, []
         readiness = judge(patch, shadow, draft_below=self.policy.draft_below,
-                          last_good_input_rows=_full_input_rows(self.last_good))
+                          last_good_input_rows=_full_input_rows(self.last_good),
+                          new_columns_intended=self.contract_from_commit)
         from_diff = [f for f in readiness.failures if shadow is None or f not in shadow.failures()]
         if from_diff:
             checks.append(Check("data diff", False, "; ".join(from_diff)[:600]))
@@ -325,6 +332,7 @@ class Sandbox:
 
         intended = contract_check(self.pipeline, self.last_good, self.expectations, schema)
         if intended is not None:  # the code changed since the last good run: the new commit's intent is the contract
+            self.contract_from_commit = True
             return Check("output schema", *intended)
         before = list(schema_columns(self.last_good.output_schema).items())
         after = list(schema_columns(schema).items())
