@@ -455,6 +455,15 @@ DAYS_EXPECTED = (MIX_EXPECT, "columns: [channel, month, orders, last_status]",
                  "columns: [channel, month, orders, last_status, active_days]")
 
 
+def orders_one_folder_down(repo: Path) -> None:
+    """The export job now writes its files into a subfolder of the old location."""
+    folder = data(repo) / "orders"
+    files = [f for f in folder.iterdir() if f.is_file()]
+    (folder / "export").mkdir()
+    for f in files:
+        f.rename(folder / "export" / f.name)
+
+
 def orders_as_csv(repo: Path) -> None:
     """The shop's export switches orders from Parquet to CSV with a header, same folder."""
     import pyarrow.csv as pcsv
@@ -528,6 +537,17 @@ CODE_FAULTS: list[Scenario] = [
                            '      orders: {path: "${WAREHOUSE}/orders", format: csv}\n'
                            '    output: {path: "${OUTPUT}/channel_mix", format: parquet}')),
              "rule:input_format", what="orders now CSV files where Parquet was declared"),
+    Scenario("unreadable-py-one-folder-down", "retail", "customer_sessions", "python", orders_one_folder_down,
+             golden_edits(("healer.yml", '      orders: {path: "${WAREHOUSE}/orders", format: parquet}\n'
+                           '    output: {path: "${OUTPUT}/customer_sessions", format: parquet}',
+                           '      orders: {path: "${WAREHOUSE}/orders/export", format: parquet}\n'
+                           '    output: {path: "${OUTPUT}/customer_sessions", format: parquet}')),
+             "rule:input_format", what="orders' Parquet files now one folder down, in export/ (a PySpark job)"),
+    Scenario("revert-py-unknown-column", "retail", "clean_customers", "python",
+             bad_commit((CLEAN, '"segment",', 'F.col("crm_tier").alias("segment"),'),
+                        message="clean_customers: segment from the CRM tier"),
+             golden_edits((CLEAN, 'F.col("crm_tier").alias("segment"),', '"segment",')), "rule:revert_hunk",
+             code_fault=True, what="the commit reads a column no input has and nothing is near it (PySpark)"),
 ]
 
 
