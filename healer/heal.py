@@ -614,7 +614,7 @@ def _llm_rounds(llm, evidence, workspace, sandbox, trial, outcome, log):
     """Ask the model, try its fix in the sandbox, send the verdict back; up to the round limit."""
     session = llm.session(evidence, workspace.path)
     outcome.llm["prompt_chars"] = len(session.prompt)
-    feedback, best = None, None
+    feedback, best, drafts = None, None, []
     for round_no in range(1, llm.config.rounds + 1):
         log(f"LLM round {round_no} ({session.model})")
         patch = session.propose(feedback)
@@ -622,13 +622,26 @@ def _llm_rounds(llm, evidence, workspace, sandbox, trial, outcome, log):
         if patch is None:
             outcome.llm["reason"] = session.reason
             break
-        best = trial.run(sandbox, patch)
-        if best:
+        passed = trial.run(sandbox, patch)
+        figure = passed[1].readiness.figure if passed and passed[1].readiness is not None else None
+        if passed and (figure is None or patch.changes_meaning or round_no == llm.config.rounds):
+            best = passed
             break
+        if passed:
+            # The model said its fix keeps the data's meaning and Healer's figures disagree: that draft does
+            # not end the search; the model hears the figure and may do better.
+            drafts.append(passed)
+            feedback = (f"It passed, but Healer would only open it as a draft: {figure}. A fix whose output "
+                        "matches the last good output, except where the breakage itself changed the data, would "
+                        "be ready. Propose a better fix if there is one, or decline to keep this one.")
+            continue
         verdict_reasons = outcome.candidates[-1]["reasons"]
         feedback = "Failed checks:\n- " + "\n- ".join(verdict_reasons)
     else:
-        outcome.llm["reason"] = f"no model fix passed the sandbox in {llm.config.rounds} rounds"
+        if not drafts:
+            outcome.llm["reason"] = f"no model fix passed the sandbox in {llm.config.rounds} rounds"
+    if drafts:
+        best = max([c for c in (best, *drafts) if c], key=_merit)
     outcome.llm["refused_edits"] = session.refusals
     outcome.llm["usage"] = session.usage.to_json(session.model)
     if best:

@@ -66,6 +66,8 @@ def test_a_tempting_100x_fix_is_refused_and_the_honest_one_is_a_draft_that_names
     assert "median of revenue moved" in server.user_texts(1)  # and the model is told why
     # the honest fix ignores discounts: the model said 0.9 and no change of meaning; Healer says draft
     assert second["passed"] and outcome.draft
+    # and a draft on Healer's figures does not end the search: the model hears the figure (its script then ends)
+    assert len(server.requests) == 3 and "Healer would only open it as a draft: revenue differs" in server.user_texts(2)
     body = LocalForge(ledger).get(outcome.pr).body
     first_line = body.splitlines()[0]
     assert first_line.startswith("> **Draft: revenue differs on ") and "median +" in first_line, first_line

@@ -95,7 +95,8 @@ class DataDiff:
                     f"{u.variety:,} different values")
         worst = max(self.columns, key=lambda c: c.rows, default=None)
         if worst is not None:
-            median = f", median {worst.median_rel:+.0%}" if worst.median_rel is not None else ""
+            median = "" if worst.median_rel is None else f", median {worst.median_rel:+.2%}" \
+                if abs(worst.median_rel) < 0.01 else f", median {worst.median_rel:+.0%}"
             return f"{worst.column} differs on {worst.rows:,} of {self.rows_after:,} rows{median}"
         if self.only_before or self.only_after:
             return (f"{self.only_before:,} rows of the last good output are missing and {self.only_after:,} "

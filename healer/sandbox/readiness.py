@@ -26,6 +26,7 @@ class Readiness:
     headline: str | None  # a draft's first line: the figure that made it one
     reasons: tuple[str, ...] = ()  # every reason it is a draft
     failures: tuple[str, ...] = ()  # figures that refuse the candidate outright
+    figure: str | None = None  # the data diff's figure, when the diff (not the fixer's word) made it a draft
 
     @property
     def refused(self) -> bool:
@@ -54,7 +55,10 @@ def judge(patch, shadow, *, draft_below: float, last_good_input_rows: dict[str, 
             failures += _hard_failures(shadow, d, last_good_input_rows or {})
             if new_columns_intended and d.columns_only_after:
                 d = replace(d, columns_only_after=())
-            if not d.is_identical and not _only_new_rows(d, shadow, last_good_input_rows or {}):
+            # new rows are new data only for a repair that carries data unchanged (a rule's rename, move,
+            # retype); rows a model's or another rule's fix lets through may hold what it invented
+            new_data = patch.fixer in IDENTITY_FIXERS and _only_new_rows(d, shadow, last_good_input_rows or {})
+            if not d.is_identical and not new_data:
                 headline = d.headline()
                 if patch.fixer in IDENTITY_FIXERS:
                     reasons.append(f"its output is not identical to the last good output: {headline}")
@@ -62,10 +66,11 @@ def judge(patch, shadow, *, draft_below: float, last_good_input_rows: dict[str, 
                     reasons.append(f"its output differs from the last good output: {headline}")
     if patch.confidence < draft_below:
         reasons.append(f"its confidence {patch.confidence:.2f} is below the {draft_below:.2f} bar for a ready pull request")
+    figure = headline
     if headline is None and reasons:
         headline = reasons[0]
     return Readiness(ready=not reasons and not failures, headline=headline, reasons=tuple(reasons),
-                     failures=tuple(failures))
+                     failures=tuple(failures), figure=figure)
 
 
 def _input_ratio(shadow, before: dict[str, int]) -> float:
