@@ -246,7 +246,7 @@ def _summary(failure, evidence, patch, verdict, usage, draft, draft_below) -> li
         f"with {_code(failure.error_class)}: {failure.describe()}.",
         f"- **Why:** {_safe(redact(patch.title))}.",
         f"- **The fix:** {_code(patch.fixer)} edits {files}.",
-        f"- **The data after the fix:** " + ("; ".join(data) if data else "not measured") + ".",
+        "- **The data after the fix:** " + ("; ".join(data) if data else "not measured") + ".",
         f"- **Validated:** {checks_ok}/{len(verdict.checks)} sandbox checks and {exp_ok}/{len(verdict.expectations)} "
         f"expectations passed on {_plural(sampled, 'sampled input row')}.",
         f"- **Against the last good output:** {_full_data_line(verdict)}.",

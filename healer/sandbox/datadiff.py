@@ -102,7 +102,7 @@ class DataDiff:
             return (f"{self.only_before:,} rows of the last good output are missing and {self.only_after:,} "
                     f"rows are new ({self.rows_before:,} → {self.rows_after:,} rows)")
         if self.columns_only_before or self.columns_only_after:
-            return f"the output's columns differ from the last good output's"
+            return "the output's columns differ from the last good output's"
         return None
 
 
