@@ -9,8 +9,8 @@ from __future__ import annotations
 import yaml
 
 
-def scalar_node(text: str, keys: list[str]) -> yaml.ScalarNode | None:
-    """The scalar at ``keys`` (a path of mapping keys), or None."""
+def node_at(text: str, keys: list[str]) -> yaml.Node | None:
+    """The node at ``keys`` (a path of mapping keys), or None when the text or the path is not there."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
@@ -21,6 +21,12 @@ def scalar_node(text: str, keys: list[str]) -> yaml.ScalarNode | None:
         node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
         if node is None:
             return None
+    return node
+
+
+def scalar_node(text: str, keys: list[str]) -> yaml.ScalarNode | None:
+    """The scalar at ``keys`` (a path of mapping keys), or None."""
+    node = node_at(text, keys)
     return node if isinstance(node, yaml.ScalarNode) else None
 
 

@@ -21,6 +21,7 @@ import re
 
 import yaml
 
+from healer.fixers import yamledit
 from healer.fixers.base import Declined, FileEdit, Patch
 from healer.fixers.rules.code_typo import _parses, _replace_py_names, _replace_sql_names, distance, max_edits
 from healer.manifest import sql_job_tables
@@ -48,16 +49,7 @@ def job_reads(evidence) -> list[str]:
 
 def rename_key(text: str, keys: list[str], old: str, new: str) -> str | None:
     """healer.yml with the mapping key ``old`` under ``keys`` renamed ``new``; nothing else changes."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    for key in keys:
-        if not isinstance(node, yaml.MappingNode):
-            return None
-        node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
-        if node is None:
-            return None
+    node = yamledit.node_at(text, keys)
     if not isinstance(node, yaml.MappingNode):
         return None
     found = next((k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.value == old), None)
