@@ -168,11 +168,11 @@ def bwrap_command(run_dir: Path, inputs_dir: Path, hidden: list[str], argv: list
             args += ["--ro-bind", d, d]
     # Production data that happens to sit inside a bound directory is covered by an empty one.
     for path in hidden:
-        local = _local_path(path)
+        local = local_path(path)
         if local and any(local == d or local.startswith(d.rstrip("/") + "/") for d in bound + ["/usr", "/etc"]):
             args += ["--tmpfs", local] if os.path.isdir(local) else ["--ro-bind", "/dev/null", local]
     for path in readable:
-        local = _local_path(path)
+        local = local_path(path)
         if local and os.path.exists(local):
             args += ["--ro-bind", local, local]
     args += ["--ro-bind", str(inputs_dir), str(inputs_dir), "--bind", str(run_dir), str(run_dir),
@@ -182,14 +182,14 @@ def bwrap_command(run_dir: Path, inputs_dir: Path, hidden: list[str], argv: list
     return args + ["--", *argv]
 
 
-def _local_path(location: str) -> str | None:
+def local_path(location: str) -> str | None:
+    """The real local path of a data location (a path or ``file:`` URI), None for tables and remote URIs."""
+    from healer.manifest import normalize_location
+
     if location.startswith("table "):
         return None
-    if location.startswith("file:"):
-        location = re.sub(r"^file:(//)?", "", location)
-    elif re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", location):
-        return None
-    return str(Path(location).resolve())
+    store, path = normalize_location(location)
+    return path if store == "file" else None
 
 
 @dataclass(frozen=True)

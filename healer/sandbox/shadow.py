@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from healer.sandbox.datadiff import DataDiff, diff, output_key
-from healer.sandbox.isolation import Worker, _local_path
+from healer.sandbox.isolation import Worker, local_path
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def not_run(reason: str, **kw) -> Shadow:
 def why_not(sandbox, input_rows: dict[str, int]) -> str | None:
     """Why the candidates of ``sandbox`` cannot be shadow-run, or None when they can."""
     pipeline, policy = sandbox.pipeline, sandbox.policy
-    unmountable = [s.name for s in pipeline.inputs.values() if s.path is None or _local_path(s.path) is None]
+    unmountable = [s.name for s in pipeline.inputs.values() if s.path is None or local_path(s.path) is None]
     if unmountable:
         return (f"inputs {', '.join(unmountable)} are catalog tables or remote paths, which the isolated "
                 "worker cannot read")
@@ -172,20 +172,19 @@ def _judge(sandbox, output_dir: str, t0: float, base: dict) -> Shadow:
 
 
 def _last_good_output(sandbox):
-    """The output the last good run published (a failed run never replaces it), or None."""
+    """The output the last good run published (a failed run never replaces it), or None.
+
+    Read the way the runner reads an input of the same place and format.
+    """
+    from healer.manifest import InputSpec
     from healer.runner import io
 
     out = sandbox.pipeline.output
     try:
-        if out.path:
-            if not io.path_exists(sandbox.spark, out.path):
-                return None
-            reader = sandbox.spark.read.format(out.format).options(**dict(out.options))
-            if out.format == "csv":
-                reader = reader.option("header", "true").option("inferSchema", "true")
-            return reader.load(out.path)
-        if sandbox.spark.catalog.tableExists(out.table):
-            return sandbox.spark.table(out.table)
+        return io.read_input(sandbox.spark, InputSpec(name="last good output", path=out.path, table=out.table,
+                                                      format=out.format, options=dict(out.options)))
+    except io.MissingInput:
+        return None
     except Exception:  # noqa: BLE001 -- no comparison is a doubt, not a reason to fail the heal
         log.warning("could not read the last good output %s", out.location, exc_info=True)
     return None
