@@ -268,15 +268,17 @@ class Sandbox:
                           expectations=[asdict(r) for r in audit.results], sample_sizes=dict(self.sample_sizes),
                           output_rows=rows, profile_rows=profile_rows, duration_s=time.monotonic() - t0, **base)
         if verdict.passed and patch is not None:
-            verdict = self._shadow(root, patch, verdict, t0)
+            verdict = self._shadow(root, patch, verdict, t0, guard)
         if not verdict.passed:
             self.start_spare_worker()
         return verdict
 
-    def _shadow(self, root: Path, patch, verdict: Verdict, t0: float) -> Verdict:
-        """The full-data run and Healer's ready/draft verdict; a hard failure there fails the candidate."""
+    def _shadow(self, root: Path, patch, verdict: Verdict, t0: float, guard) -> Verdict:
+        """The full-data run and Healer's ready/draft verdict; a hard failure there fails the candidate.
+
+        ``guard``: the production output's state before the sample run, which it left unchanged.
+        """
         if self.policy.shadow:
-            guard = self._production_state()
             started, self._shadow_spare = self._shadow_spare, None
             shadow = shadow_run(self, root, self.input_rows, started)
             detail = shadow.reason if shadow.passed else f"not run: {shadow.reason}" if not shadow.ran \
