@@ -171,10 +171,32 @@ def splice(original: str, read: str, generated_before: str, generated_after: str
     o_keys, g_keys, h_keys = _keys(original, o_tok), _keys(generated_before, g_tok), _keys(generated_after, h_tok)
     og = difflib.SequenceMatcher(None, o_keys, g_keys, autojunk=False).get_opcodes()
     gh = difflib.SequenceMatcher(None, g_keys, h_keys, autojunk=False).get_opcodes()
-    # boundaries between generated tokens where the original lines up, and where they sit in it
+    align = _align(og)
+    edits: list[tuple[int, int, str]] = []
+    for g1, g2, h1, h2 in _changed_regions(gh, align.bounds, len(g_keys)):
+        edit = _region_edit(original, o_tok, generated_after, h_tok, align, (g1, g2, h1, h2))
+        if edit is None:
+            return None
+        edits.append(edit)
+    result = splice_text(original, edits)
+    if result is None or canonical(result, write) is None or canonical(result, write) != canonical(generated_after, write):
+        return None
+    return result
+
+
+@dataclass(frozen=True)
+class _Alignment:
+    """Where the original's tokens line up with the generated text's."""
+
+    bounds: frozenset[int]  # boundaries between generated tokens where the original lines up
+    o_end: dict[int, int]  # boundary -> original token index ending there (exclusive)
+    o_start: dict[int, int]  # boundary -> original token index starting there
+
+
+def _align(og) -> _Alignment:
     bounds: set[int] = set()
-    o_end: dict[int, int] = {}  # boundary -> original token index ending there (exclusive)
-    o_start: dict[int, int] = {}  # boundary -> original token index starting there
+    o_end: dict[int, int] = {}
+    o_start: dict[int, int] = {}
     for tag, o1, o2, g1, g2 in og:
         if tag == "equal":
             # its first boundary may already be placed by the block before; the rest are its own
@@ -192,6 +214,12 @@ def splice(original: str, read: str, generated_before: str, generated_after: str
             else:
                 o_start.setdefault(g1, o1)
                 o_end[g2] = o2
+    return _Alignment(frozenset(bounds), o_end, o_start)
+
+
+def _changed_regions(gh, bounds: frozenset[int], n_generated: int) -> list[list[int]]:
+    """The changed stretches (g1, g2, h1, h2), merged where they touch and widened until both
+    ends sit on a boundary where the original lines up (or cannot widen further)."""
     h_of_g = {}
     regions = []
     for tag, g1, g2, h1, h2 in gh:
@@ -200,71 +228,80 @@ def splice(original: str, read: str, generated_before: str, generated_after: str
                 h_of_g[g1 + k] = h1 + k
         else:
             regions.append([g1, g2, h1, h2])
-    for _ in range(len(g_keys) + 2):
-        regions.sort()
-        merged: list[list[int]] = []
-        for r in regions:
-            prev = merged[-1] if merged else None
-            if prev and (r[0] < prev[1] or (r[0] == prev[1] and (r[0] == r[1] or prev[0] == prev[1]))):
-                merged[-1] = [prev[0], max(prev[1], r[1]), min(prev[2], r[2]), max(prev[3], r[3])]
-            else:
-                merged.append(r)
-        regions, moved = merged, False
+    for _ in range(n_generated + 2):
+        regions = _merge_touching(regions)
+        moved = False
         for r in regions:
             if r[0] not in bounds and r[0] > 0:
                 r[0] -= 1
                 r[2] = min(r[2], h_of_g.get(r[0], r[2]))
                 moved = True
-            if r[1] not in bounds and r[1] < len(g_keys):
+            if r[1] not in bounds and r[1] < n_generated:
                 r[3] = max(r[3], h_of_g[r[1]] + 1 if r[1] in h_of_g else r[3])
                 r[1] += 1
                 moved = True
         if not moved:
             break
-    edits: list[tuple[int, int, str]] = []
-    for g1, g2, h1, h2 in regions:
-        if g1 not in bounds or g2 not in bounds:
-            return None
-        text = generated_after[h_tok[h1].start:h_tok[h2 - 1].end + 1] if h2 > h1 else ""
-        first, last = o_start.get(g1), o_end.get(g2)
-        if first is None or last is None:
-            return None
-        if g2 > g1 and last > first:
-            start, end = o_tok[first].start, o_tok[last - 1].end + 1
-            if not text:  # a deletion also takes the whitespace after it
-                while end < len(original) and original[end] in " \t":
-                    end += 1
-            edits.append((start, end, text))
-            continue
-        # an insertion sticks to the neighbour it touches in the generated text; elsewhere
-        # it gets one space unless the original already has whitespace there
-        tight_after = 0 < h2 < len(h_tok) and h_tok[h2].start == h_tok[h2 - 1].end + 1
-        tight_before = h1 > 0 and h_tok[h1].start == h_tok[h1 - 1].end + 1
-        prev_end = o_tok[last - 1].end + 1 if last > 0 else None
-        next_start = o_tok[first].start if first < len(o_tok) else None
-        if (tight_before and tight_after and prev_end is not None and next_start is not None
-                and not original[prev_end:next_start].strip()):
-            edits.append((prev_end, next_start, text))  # glued on both sides: the gap goes
-        elif (text.split(" ", 1)[0].upper() in _CLAUSES and prev_end is not None
-              and (prev_end == len(original) or original[prev_end] == "\n")):
-            # a new clause after the end of a line goes on a line of its own, indented alike
-            line_start = original.rfind("\n", 0, prev_end) + 1
-            line = original[line_start:prev_end]
-            indent = line[:len(line) - len(line.lstrip(" \t"))]
-            edits.append((prev_end, prev_end, "\n" + indent + text))
-        elif next_start is not None and (prev_end is None or (tight_after and not tight_before)):
-            pad = "" if tight_before or next_start == 0 or original[next_start - 1].isspace() else " "
-            edits.append((next_start, next_start, pad + text + ("" if tight_after or prev_end is not None else " ")))
-        elif prev_end is not None:
-            after_ws = prev_end < len(original) and original[prev_end].isspace()
-            edits.append((prev_end, prev_end, ("" if tight_before else " ") + text
-                           + ("" if tight_after or after_ws or prev_end == len(original) else " ")))
+    return regions
+
+
+def _merge_touching(regions: list[list[int]]) -> list[list[int]]:
+    regions.sort()
+    merged: list[list[int]] = []
+    for r in regions:
+        prev = merged[-1] if merged else None
+        if prev and (r[0] < prev[1] or (r[0] == prev[1] and (r[0] == r[1] or prev[0] == prev[1]))):
+            merged[-1] = [prev[0], max(prev[1], r[1]), min(prev[2], r[2]), max(prev[3], r[3])]
         else:
-            return None
-    result = splice_text(original, edits)
-    if result is None or canonical(result, write) is None or canonical(result, write) != canonical(generated_after, write):
+            merged.append(r)
+    return merged
+
+
+def _region_edit(original: str, o_tok, generated_after: str, h_tok, align: _Alignment,
+                 region) -> tuple[int, int, str] | None:
+    """The edit of ``original`` that makes one changed region look like the generated text."""
+    g1, g2, h1, h2 = region
+    if g1 not in align.bounds or g2 not in align.bounds:
         return None
-    return result
+    text = generated_after[h_tok[h1].start:h_tok[h2 - 1].end + 1] if h2 > h1 else ""
+    first, last = align.o_start.get(g1), align.o_end.get(g2)
+    if first is None or last is None:
+        return None
+    if g2 > g1 and last > first:
+        start, end = o_tok[first].start, o_tok[last - 1].end + 1
+        if not text:  # a deletion also takes the whitespace after it
+            while end < len(original) and original[end] in " \t":
+                end += 1
+        return start, end, text
+    return _insertion(original, o_tok, h_tok, text, first, last, h1, h2)
+
+
+def _insertion(original: str, o_tok, h_tok, text: str, first: int, last: int, h1: int,
+               h2: int) -> tuple[int, int, str] | None:
+    """Where inserted text goes: it sticks to the neighbour it touches in the generated text;
+    elsewhere it gets one space unless the original already has whitespace there."""
+    tight_after = 0 < h2 < len(h_tok) and h_tok[h2].start == h_tok[h2 - 1].end + 1
+    tight_before = h1 > 0 and h_tok[h1].start == h_tok[h1 - 1].end + 1
+    prev_end = o_tok[last - 1].end + 1 if last > 0 else None
+    next_start = o_tok[first].start if first < len(o_tok) else None
+    if (tight_before and tight_after and prev_end is not None and next_start is not None
+            and not original[prev_end:next_start].strip()):
+        return prev_end, next_start, text  # glued on both sides: the gap goes
+    if (text.split(" ", 1)[0].upper() in _CLAUSES and prev_end is not None
+            and (prev_end == len(original) or original[prev_end] == "\n")):
+        # a new clause after the end of a line goes on a line of its own, indented alike
+        line_start = original.rfind("\n", 0, prev_end) + 1
+        line = original[line_start:prev_end]
+        indent = line[:len(line) - len(line.lstrip(" \t"))]
+        return prev_end, prev_end, "\n" + indent + text
+    if next_start is not None and (prev_end is None or (tight_after and not tight_before)):
+        pad = "" if tight_before or next_start == 0 or original[next_start - 1].isspace() else " "
+        return next_start, next_start, pad + text + ("" if tight_after or prev_end is not None else " ")
+    if prev_end is not None:
+        after_ws = prev_end < len(original) and original[prev_end].isspace()
+        return prev_end, prev_end, (("" if tight_before else " ") + text
+                                    + ("" if tight_after or after_ws or prev_end == len(original) else " "))
+    return None
 
 
 def transform_text(sql: str, transform: Callable[[exp.Expression], exp.Expression], read: str = "spark",
