@@ -23,10 +23,11 @@ from healer.errors import ConfigError
 
 MANIFEST_NAME = "healer.yml"
 FORMATS = ("parquet", "csv", "json", "orc")
-PIPELINE_KEYS = {"job", "inputs", "output", "expectations", "description", "owner", "key"}
+# healing: the policy blocks (repo and pipeline level), read and checked by healer.governance
+PIPELINE_KEYS = {"job", "inputs", "output", "expectations", "description", "owner", "key", "healing"}
 INPUT_KEYS = {"path", "table", "format", "options"}
 OUTPUT_KEYS = {"path", "table", "format", "options", "partition_by"}
-TOP_KEYS = {"pipelines", "vars"}
+TOP_KEYS = {"pipelines", "vars", "healing"}
 
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # a scheme (file:/x, s3a://b/x), as Hadoop reads one
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

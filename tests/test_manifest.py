@@ -182,9 +182,9 @@ M = "healer.yml"
 CASES = [
     # id, manifest, extra files, (pipeline or None), key or None, fragment of the message
     ("unknown-top-level-key", "pipeline:\n  daily: {}\n", None, None, "pipeline",
-     "unknown key (allowed: pipelines, vars)"),
+     "unknown key (allowed: healing, pipelines, vars)"),
     ("unknown-pipeline-key", one_pipeline(extra="    schedule: daily\n"), None, "daily", "schedule",
-     "unknown key (allowed: description, expectations, inputs, job, key, output, owner)"),
+     "unknown key (allowed: description, expectations, healing, inputs, job, key, output, owner)"),
     ("unknown-input-key", one_pipeline(inputs="orders: {path: data/orders, fromat: parquet}"), None, "daily",
      "inputs.orders.fromat", "unknown key (allowed: format, options, path, table)"),
     ("unknown-output-key", one_pipeline(output="{path: out/daily, mode: overwrite}"), None, "daily",
