@@ -64,7 +64,7 @@ def run_demo(rows: int = 50000, keep: bool = False) -> int:
     repo, origin = base / "retail", base / "retail-origin.git"
     os.environ["HEALER_HOME"] = str(base / ".healer")
     os.environ.pop("HEALER_LEDGER_URL", None)
-    if not os.environ.get("HEALER_SANDBOX") and shutil.which("bwrap") is None:
+    if "HEALER_SANDBOX" not in os.environ and shutil.which("bwrap") is None:
         # The demo's fix is a rule's, which the weaker mode may run; a real heal would stop here.
         print("note: bubblewrap (bwrap) is not installed, so this demo's sandbox runs in process-only isolation "
               "(HEALER_SANDBOX=process); install it with: apt-get install bubblewrap")

@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from healer import config
-from healer.errors import ConfigError, LedgerError
+from healer.errors import LedgerError
+from healer.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -521,7 +522,7 @@ def lease_seconds() -> float:
 
     A running heal renews it every third of that; a killed one is replaced after at most that.
     """
-    return _seconds("HEALER_LEASE_SECONDS", 180.0, allow_zero=False)
+    return Settings.from_env().lease_seconds
 
 
 def lease_wait_seconds() -> float:
@@ -529,20 +530,7 @@ def lease_wait_seconds() -> float:
 
     Longer than a lease by default, so that a dead holder is taken over within one wait.
     """
-    return _seconds("HEALER_LEASE_WAIT", 300.0, allow_zero=True)
-
-
-def _seconds(name: str, default: float, allow_zero: bool) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value < 0 or (value == 0 and not allow_zero) or value != value:
-        raise ConfigError(f"{name}={raw!r}: expected a number of seconds{' >= 0' if allow_zero else ' > 0'}")
-    return value
+    return Settings.from_env().lease_wait
 
 
 def _stored(values: dict) -> dict:

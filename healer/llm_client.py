@@ -23,14 +23,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import NoReturn
 
-from healer.errors import ConfigError, LLMBudgetSpent, LLMUnavailable, ModelAnswerError, ReplyTooLarge
+from healer.errors import LLMBudgetSpent, LLMUnavailable, ModelAnswerError, ReplyTooLarge
+from healer.settings import Settings
 
 __all__ = ["LLMBudgetSpent", "LLMClient", "LLMConfig", "LLMUnavailable", "ModelAnswerError", "Reply", "ReplyTooLarge",
            "Usage"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = Settings.llm_model  # the one default, kept in healer.settings
 
 # USD per million tokens: input, output, cache write, cache read.
 PRICES = {
@@ -60,43 +61,30 @@ class LLMConfig:
     @classmethod
     def from_env(cls) -> "LLMConfig":
         env = os.environ
+        settings = Settings.from_env(env)
         return cls(
             api_key=env.get("ANTHROPIC_API_KEY") or None,
             base_url=env.get("ANTHROPIC_BASE_URL") or None,
-            model=env.get("HEALER_LLM_MODEL") or DEFAULT_MODEL,
-            max_tokens=_setting("HEALER_LLM_MAX_TOKENS", cls.max_tokens, int),
-            timeout_s=_setting("HEALER_LLM_TIMEOUT", cls.timeout_s, float),
-            max_retries=_setting("HEALER_LLM_RETRIES", cls.max_retries, int, minimum=0),
-            rounds=_setting("HEALER_LLM_ROUNDS", cls.rounds, int),
-            token_budget=_setting("HEALER_LLM_TOKEN_BUDGET", cls.token_budget, int),
-            deadline_s=_setting("HEALER_LLM_DEADLINE", cls.deadline_s, float),
-            max_reply_bytes=_setting("HEALER_LLM_MAX_REPLY_BYTES", cls.max_reply_bytes, int),
-            backoff_s=_setting("HEALER_LLM_BACKOFF", cls.backoff_s, float, minimum=0),
+            model=settings.llm_model,
+            max_tokens=settings.llm_max_tokens,
+            timeout_s=settings.llm_timeout,
+            max_retries=settings.llm_retries,
+            rounds=settings.llm_rounds,
+            token_budget=settings.llm_token_budget,
+            deadline_s=settings.llm_deadline,
+            max_reply_bytes=settings.llm_max_reply_bytes,
+            backoff_s=settings.llm_backoff,
         )
 
     @property
     def enabled(self) -> bool:
-        return bool(self.api_key) and os.environ.get("HEALER_LLM", "on").lower() not in ("off", "0", "false")
+        return bool(self.api_key) and Settings.from_env().llm
 
     def off_reason(self) -> str:
         if not self.api_key:
             return "LLM off: ANTHROPIC_API_KEY is not set"
         return "LLM off: HEALER_LLM=off"
 
-
-def _setting(name: str, default, kind, minimum: float = 1e-9):
-    """A numeric setting from the environment; a bad value is a one-line ConfigError, not a traceback."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = None
-    if value is None or not value >= minimum:  # also refuses nan
-        what = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{name} must be {what} >= {minimum:g}, not {raw!r}")
-    return value
 
 
 @dataclass

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-
-def _env(name: str, default, cast):
-    value = os.environ.get(name)
-    return cast(value) if value not in (None, "") else default
-
-
-def _flag(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
+from healer.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -33,16 +25,21 @@ class Policy:
 
     @classmethod
     def from_env(cls) -> "Policy":
+        return cls.from_settings(Settings.from_env())
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Policy":
+        """The policy the ``HEALER_*`` settings give (``Policy()`` and ``Settings()`` agree on defaults)."""
         return cls(
-            sample_rows=_env("HEALER_SAMPLE_ROWS", cls.sample_rows, int),
-            null_tolerance=_env("HEALER_NULL_TOLERANCE", cls.null_tolerance, float),
-            min_confidence=_env("HEALER_MIN_CONFIDENCE", cls.min_confidence, float),
-            draft_below=_env("HEALER_DRAFT_BELOW", cls.draft_below, float),
-            max_candidates=_env("HEALER_MAX_CANDIDATES", cls.max_candidates, int),
-            sandbox_seconds=_env("HEALER_SANDBOX_SECONDS", cls.sandbox_seconds, float),
-            sandbox_output_bytes=_env("HEALER_SANDBOX_OUTPUT_BYTES", cls.sandbox_output_bytes, int),
-            allow_model_in_process=_env("HEALER_SANDBOX_ALLOW_MODEL_IN_PROCESS", cls.allow_model_in_process, _flag),
-            shadow=_env("HEALER_SHADOW", cls.shadow, _flag),
-            max_shadow_rows=_env("HEALER_MAX_SHADOW_ROWS", cls.max_shadow_rows, int),
-            max_shadow_seconds=_env("HEALER_MAX_SHADOW_SECONDS", cls.max_shadow_seconds, float),
+            sample_rows=settings.sample_rows,
+            null_tolerance=settings.null_tolerance,
+            min_confidence=settings.min_confidence,
+            draft_below=settings.draft_below,
+            max_candidates=settings.max_candidates,
+            sandbox_seconds=settings.sandbox_seconds,
+            sandbox_output_bytes=settings.sandbox_output_bytes,
+            allow_model_in_process=settings.sandbox_allow_model_in_process,
+            shadow=settings.shadow,
+            max_shadow_rows=settings.max_shadow_rows,
+            max_shadow_seconds=settings.max_shadow_seconds,
         )

@@ -17,11 +17,13 @@ import git
 
 from healer import config
 from healer.errors import WorkspaceError
+from healer.settings import Settings
 
 
 def healer_identity() -> tuple[str, str]:
     """Author of Healer's commits (``HEALER_GIT_NAME`` / ``HEALER_GIT_EMAIL``)."""
-    return (os.environ.get("HEALER_GIT_NAME", "Healer"), os.environ.get("HEALER_GIT_EMAIL", "healer@localhost"))
+    settings = Settings.from_env()
+    return settings.git_name, settings.git_email
 
 
 def branch_name(pipeline: str, short_fingerprint: str) -> str:
@@ -127,8 +129,9 @@ def _has_commit(repo: git.Repo, commit: str, remote: bool) -> bool:
 
 def _base_branch(repo: git.Repo) -> str:
     """The branch PRs target: ``HEALER_BASE_BRANCH``, else origin's default, else the current branch."""
-    if os.environ.get("HEALER_BASE_BRANCH"):
-        return os.environ["HEALER_BASE_BRANCH"]
+    configured = Settings.from_env().base_branch
+    if configured:
+        return configured
     try:
         ref = repo.git.symbolic_ref("refs/remotes/origin/HEAD")
         return ref.rsplit("/", 1)[-1]

@@ -14,7 +14,7 @@ import pytest
 
 from forgeserver import ForgeServer, Request, commits_since, head_of, make_remote, merge_in_bare, proposal, push_fix, \
     revert_in_bare
-from healer.errors import ForgeError
+from healer.errors import ConfigError, ForgeError
 from healer.fixers.base import FileEdit
 import healer.forges
 from healer.forges import GitHubForge, LocalForge, Retry, forge_kind, get_forge, sync
@@ -432,7 +432,7 @@ def test_forge_settings_from_the_environment(ledger):
         get_forge(ledger, "/tmp/origin.git", env={"HEALER_FORGE": "github"})
     with pytest.raises(ForgeError, match="set HEALER_FORGE_REPO=owner/name"):
         get_forge(ledger, "/tmp/origin.git", env={"HEALER_FORGE": "github", "GITHUB_TOKEN": "t"})
-    with pytest.raises(ForgeError, match="expected one of github, gitlab, local"):
+    with pytest.raises(ConfigError, match="^HEALER_FORGE='bitbucket': expected one of github, gitlab, local$"):
         get_forge(ledger, "/tmp/origin.git", env={"HEALER_FORGE": "bitbucket"})
 
 

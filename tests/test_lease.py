@@ -171,6 +171,7 @@ def test_lease_settings_are_checked(monkeypatch):
     monkeypatch.setenv("HEALER_LEASE_SECONDS", "0")
     with pytest.raises(ConfigError, match=r"HEALER_LEASE_SECONDS='0': expected a number of seconds > 0"):
         lease_seconds()
+    monkeypatch.delenv("HEALER_LEASE_SECONDS")  # every setting is parsed at once: one bad value at a time
     monkeypatch.setenv("HEALER_LEASE_WAIT", "soon")
     with pytest.raises(ConfigError, match="HEALER_LEASE_WAIT='soon'"):
         lease_wait_seconds()

@@ -9,7 +9,6 @@ only reads the ledger; no route changes anything.
 from __future__ import annotations
 
 import hmac
-import os
 from functools import lru_cache
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
@@ -19,13 +18,14 @@ from healer import config
 from healer.airflow import pages, views
 from healer.airflow.links import URL_PREFIX
 from healer.ledger import Ledger
+from healer.settings import Settings
 
 AIRFLOW_COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
 
 
 def configured_token() -> str | None:
     """The shared API token: ``HEALER_API_TOKEN``, else ``[healer] api_token``; None when unset."""
-    token = os.environ.get("HEALER_API_TOKEN")
+    token = Settings.from_env().api_token
     if not token:
         try:
             from airflow.configuration import conf

@@ -26,11 +26,11 @@ from healer.forges.gitlab import GitLabForge, is_gitlab
 from healer.forges.local import LocalForge
 from healer.forges.remote import ApiError, RemoteForge, Retry, parse_remote
 from healer.ledger import Ledger, as_utc, prs, utcnow
+from healer.settings import Settings
 
 __all__ = ["ApiError", "Forge", "GitHubForge", "GitLabForge", "LocalForge", "PullRequest", "RemoteForge", "Retry",
            "SyncResult", "forge_for", "forge_kind", "get_forge", "sync"]
 
-FORGES = ("github", "gitlab", "local")
 
 
 def forge_kind(remote: str | None, env: Mapping[str, str] | None = None) -> str:
@@ -41,10 +41,8 @@ def forge_kind(remote: str | None, env: Mapping[str, str] | None = None) -> str:
     when that forge's token is set: without a token every heal stays on the local forge.
     """
     env = os.environ if env is None else env
-    explicit = env.get("HEALER_FORGE", "").strip().lower()
+    explicit = Settings.from_env(env).forge
     if explicit:
-        if explicit not in FORGES:
-            raise ForgeError(f"HEALER_FORGE={explicit!r}: expected one of {', '.join(FORGES)}")
         return explicit
     parsed = parse_remote(remote)
     host = parsed[0] if parsed else None

@@ -31,6 +31,7 @@ from healer.errors import ForgeError
 from healer.forges.remote import Api, ApiError, RemoteForge, RemoteState, Retry, parse_remote, reverts, \
     reviewers_from, since
 from healer.ledger import Ledger
+from healer.settings import Settings
 
 if TYPE_CHECKING:  # httpx (with its CLI's imports) loads only when a remote forge is used
     import httpx
@@ -95,7 +96,7 @@ class GitHubForge(RemoteForge):
         if not token:
             raise ForgeError("GitHub: GITHUB_TOKEN is not set; set it to a token that may open pull requests")
         parsed = parse_remote(remote)
-        repo = env.get("HEALER_FORGE_REPO") or (parsed[1] if parsed else None) or repo_from_url(pr_url)
+        repo = Settings.from_env(env).forge_repo or (parsed[1] if parsed else None) or repo_from_url(pr_url)
         if not repo:
             raise ForgeError(f"GitHub: cannot tell the repository from the remote {remote!r}; "
                              "set HEALER_FORGE_REPO=owner/name")

@@ -30,6 +30,7 @@ from healer.errors import ForgeError
 from healer.forges.remote import Api, ApiError, RemoteForge, RemoteState, Retry, parse_remote, reverts, \
     reviewers_from, since
 from healer.ledger import Ledger
+from healer.settings import Settings
 
 if TYPE_CHECKING:  # httpx (with its CLI's imports) loads only when a remote forge is used
     import httpx
@@ -96,7 +97,7 @@ class GitLabForge(RemoteForge):
             raise ForgeError("GitLab: GITLAB_TOKEN is not set; set it to a token that may open merge requests")
         parsed = parse_remote(remote)
         api_url = api_url_for(parsed[0] if parsed else None, env)
-        project = (env.get("HEALER_FORGE_REPO") or (project_from_remote(parsed[1], api_url) if parsed else None)
+        project = (Settings.from_env(env).forge_repo or (project_from_remote(parsed[1], api_url) if parsed else None)
                    or project_from_url(pr_url))
         if not project:
             raise ForgeError(f"GitLab: cannot tell the project from the remote {remote!r}; "

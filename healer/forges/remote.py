@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from healer.errors import ForgeError
 from healer.forges.base import PullRequest
 from healer.ledger import Ledger, as_utc, prs, utcnow
+from healer.settings import Settings
 
 if TYPE_CHECKING:  # httpx (with its CLI's imports) loads only when a remote forge is used
     import httpx
@@ -282,7 +283,7 @@ def labels_for(body: str | None, labels: Sequence[str] | None = None, limit: int
 
 def reviewers_from(env: Mapping[str, str]) -> list[str]:
     """``HEALER_REVIEWERS``: comma- or space-separated users; ``org/team`` names a GitHub team."""
-    return [r.lstrip("@") for r in re.split(r"[,\s]+", env.get("HEALER_REVIEWERS", "")) if r.strip("@ ")]
+    return list(Settings.from_env(env).reviewers)
 
 
 def _aware(value) -> dt.datetime | None:

@@ -21,7 +21,6 @@ import enum
 import hashlib
 import json
 import logging
-import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import sqlalchemy as sa
 from healer.errors import ConfigError
 from healer.ledger import Ledger, UTCDateTime, heals, jsonable, metadata, utcnow
 from healer.redact import redact, redact_json
+from healer.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -212,10 +212,7 @@ def prompt_detail(prompt: Any) -> dict:
 
 def keep_prompts() -> bool:
     """``HEALER_AUDIT_PROMPTS``: ``hash`` (default) records a prompt's sha256 only; ``keep`` its text too."""
-    raw = os.environ.get("HEALER_AUDIT_PROMPTS", "").strip().lower() or "hash"
-    if raw not in ("hash", "keep"):
-        raise ConfigError(f"HEALER_AUDIT_PROMPTS={raw!r}: expected hash or keep")
-    return raw == "keep"
+    return Settings.from_env().audit_prompts == "keep"
 
 
 # -- times ----------------------------------------------------------------------------------

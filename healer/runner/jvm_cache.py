@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from healer.settings import Settings
+
 # CDS reports every class it cannot archive (signed jars, old bytecode) as a warning on stdout.
 _QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 _BUILD_LOCK_STALE_S = 600
@@ -30,14 +32,14 @@ _BUILD_LOCK_STALE_S = 600
 
 def enabled() -> bool:
     """False when ``HEALER_SPARK_CDS`` is 0/false/off."""
-    return os.environ.get("HEALER_SPARK_CDS", "1").strip().lower() not in ("0", "false", "off", "no")
+    return Settings.from_env().spark_cds
 
 
 def cache_dir() -> Path:
     """``HEALER_CACHE_DIR``, else ``$XDG_CACHE_HOME/healer``, else ``~/.cache/healer``."""
-    explicit = os.environ.get("HEALER_CACHE_DIR")
+    explicit = Settings.from_env().cache_dir
     if explicit:
-        return Path(explicit)
+        return explicit
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "healer"
 

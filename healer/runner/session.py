@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from healer.errors import EnvironmentProblem
+from healer.settings import Settings
 
 _LOG4J = Path(__file__).with_name("log4j2.properties")
 JAVA_HINT = "install Java 17+ (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
@@ -143,7 +144,8 @@ def _build(app_name: str, conf: dict[str, str] | None, quick_jit: bool):
     quiet_python_logging()
     os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", _python()))
     builder = SparkSession.builder.appName(app_name)
-    master = os.environ.get("HEALER_SPARK_MASTER")
+    settings = Settings.from_env()
+    master = settings.spark_master
     if master:
         builder = builder.master(master)
     elif "PYSPARK_SUBMIT_ARGS" not in os.environ and not os.environ.get("SPARK_CONF_DIR"):
@@ -158,9 +160,9 @@ def _build(app_name: str, conf: dict[str, str] | None, quick_jit: bool):
         defaults.update(
             {
                 "spark.ui.enabled": "false",
-                "spark.sql.shuffle.partitions": os.environ.get("HEALER_SHUFFLE_PARTITIONS", "4"),
+                "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
                 "spark.sql.warehouse.dir": _temporary_warehouse(),
-                "spark.driver.memory": os.environ.get("HEALER_DRIVER_MEMORY", "2g"),
+                "spark.driver.memory": settings.driver_memory,
                 "spark.sql.adaptive.enabled": "true",
             }
         )
@@ -170,14 +172,14 @@ def _build(app_name: str, conf: dict[str, str] | None, quick_jit: bool):
             defaults["spark.driver.extraJavaOptions"],
             jvm_cache.java_options(),
             "-XX:TieredStopAtLevel=1" if quick_jit else "",
-            os.environ.get("HEALER_SPARK_JAVA_OPTIONS", ""),
+            settings.spark_java_options,
         ]))
     for key, value in {**defaults, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     # Job errors reach Python as exceptions with Spark's error condition; the JVM's own
     # copies of them (task aborted, writer aborted) would only bury the one-line message.
-    spark.sparkContext.setLogLevel(os.environ.get("HEALER_SPARK_LOG_LEVEL", "FATAL"))
+    spark.sparkContext.setLogLevel(settings.spark_log_level)
     return spark
 
 

@@ -33,8 +33,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from healer.errors import ConfigError, EnvironmentProblem
+from healer.errors import EnvironmentProblem
 from healer.sandbox.worker import READY, RESULT_FILE
+from healer.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,7 @@ class Isolation(str, enum.Enum):
 
 def isolation_from_env() -> Isolation:
     """``HEALER_SANDBOX``: ``bubblewrap`` (default; also ``bwrap``) or ``process``."""
-    value = (os.environ.get("HEALER_SANDBOX") or "bubblewrap").strip().lower()
-    if value in ("bubblewrap", "bwrap"):
-        return Isolation.BUBBLEWRAP
-    if value == "process":
-        return Isolation.PROCESS
-    raise ConfigError(f"HEALER_SANDBOX={value!r}: expected 'bubblewrap' or 'process'")
+    return Isolation.PROCESS if Settings.from_env().sandbox == "process" else Isolation.BUBBLEWRAP
 
 
 _probe_lock = threading.Lock()

@@ -34,6 +34,7 @@ from healer.sandbox import gate
 from healer.sandbox.isolation import Isolation, Worker, WorkerResult, check_isolation, isolation_from_env
 from healer.sandbox.readiness import Readiness, judge
 from healer.sandbox.shadow import Shadow, ShadowWorker, shadow_run, why_not
+from healer.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,8 @@ class Sandbox:
         """Everything production the worker must not see, should a bound directory hold it."""
         paths = [spec.path for spec in self.pipeline.inputs.values() if spec.path]
         paths += [p for p in (self.pipeline.output.path, str(self.pipeline.root)) if p]
-        home = os.environ.get("HEALER_HOME")
-        return paths + ([home] if home else [])
+        home = Settings.from_env().resolved_home()  # the ledger and other heals' workspaces
+        return paths + ([str(home)] if home.exists() else [])
 
     def start_spare_worker(self) -> None:
         """Start the next candidate's worker now; its Spark warms up while the healer does other work."""

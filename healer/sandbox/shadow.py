@@ -14,7 +14,6 @@ sample only" and the PR is a draft.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from healer.sandbox.datadiff import DataDiff, diff, output_key
 from healer.sandbox.isolation import Worker, local_path
+from healer.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,10 @@ def shadow_run(sandbox, root: Path, input_rows: dict[str, int], started: ShadowW
 
 def _shadow_base(sandbox) -> str:
     """``HEALER_SHADOW_DIR`` (a local directory) or the sandbox's own directory."""
-    configured = os.environ.get("HEALER_SHADOW_DIR")
+    configured = Settings.from_env().shadow_dir
     if configured:
-        Path(configured).mkdir(parents=True, exist_ok=True)
-        return configured
+        configured.mkdir(parents=True, exist_ok=True)
+        return str(configured)
     return str(sandbox.workdir)
 
 

@@ -14,10 +14,11 @@ start fast, so it loads only pyspark and Healer's job runner.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
 from pathlib import Path
+
+from healer.settings import Settings
 
 READY = "healer-sandbox-worker-ready"
 RESULT_FILE = "result.json"
@@ -41,7 +42,7 @@ def start_session(run_dir: Path, java_options: str):
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
         .config("spark.local.dir", str(scratch / "local"))
-        .config("spark.driver.memory", os.environ.get("HEALER_DRIVER_MEMORY", "2g"))
+        .config("spark.driver.memory", Settings.from_env().driver_memory)
         .config("spark.driver.extraJavaOptions", java_options)
     )
     spark = builder.getOrCreate()
