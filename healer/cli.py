@@ -69,9 +69,13 @@ def _register_more(sub) -> None:
     except ImportError:
         return
     cli_heal.register(sub)
-    from healer import cli_forge
+    from healer import cli_audit, cli_forge
 
     cli_forge.register(sub)
+    from healer import cli_policy
+
+    cli_policy.register(sub)
+    cli_audit.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

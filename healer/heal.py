@@ -23,6 +23,7 @@ from healer.fixers import propose_all
 from healer.fixers.binding import binding_key, candidate_pipeline
 from healer.fixers.llm import LLMFixer
 from healer.forges import get_forge
+from healer.governance import trail
 from healer.ledger import Lease, Ledger, candidates, heals, lease_wait_seconds, utcnow
 from healer.manifest import load_manifest
 from healer.policy import Policy
@@ -234,9 +235,11 @@ class _Attempt:
         if early:
             early.timings = timer.timings
             _record(ledger, failure, early)
+            trail.heal_ended(ledger, early, early=True)
             return cls(run, failure, early, ledger, timer, early=True)
         outcome = Outcome("running", "", pipeline=failure.pipeline, failure=failure.run_id,
                           fingerprint=failure.fingerprint, category=failure.category, heal=lease.heal_id)
+        trail.heal_started(ledger, lease.heal_id, failure)
         return cls(run, failure, outcome, ledger, timer, lease=lease.keep_alive())
 
     def finish(self) -> None:
@@ -250,6 +253,7 @@ class _Attempt:
         try:
             self.ledger.update(heals, o.heal, status=o.status, reason=redact(o.reason), fixer=o.fixer, branch=o.branch,
                                pr_id=o.pr, outcome=_jsonable(o.to_json()), finished_at=utcnow())
+            trail.heal_ended(self.ledger, o)
         finally:
             if self.lease is not None:
                 # only now: a heal of the same cause waiting for the lease must find this one's result
@@ -362,6 +366,7 @@ def bind_recorded_locations(pipeline, run):
     return replace(pipeline, inputs=inputs, output=output)
 
 
+@trail.within_heal
 def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated | None:
     """Workspace, evidence, fixers, sandbox: the best fix that passed, or None (outcome says why)."""
     from healer.expectations import preload
@@ -374,6 +379,7 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
                              "Healer can reproduce the job from git")
     with attempt.timer.stage("workspace"):
         workspace = attempt.workspace = Workspace.create(failure.repo, failure.commit, failure.pipeline)
+        trail.cloned(failure.repo, workspace.commit, workspace.base_branch, workspace.remote_url)
     if spark is None:
         warm_up_for_heal()  # Spark and GX; a no-op when the caller started them already
     else:
@@ -505,6 +511,7 @@ def _code_change_note(evidence) -> str:
             f"({last.subject[:80]})")
 
 
+@trail.within_heal
 def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, timer) -> None:
     """Commit every validated fix of the group on one branch, push, open one pull request.
 
@@ -533,8 +540,9 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
         else:
             title = report.pr_title(failure.pipeline, lead.patch)
             message = report.commit_message(failure.pipeline, lead.patch, failure)
-        workspace.commit_on_branch(branch, redact(message))
+        sha = workspace.commit_on_branch(branch, redact(message))
         workspace.push(branch)
+        trail.pushed(branch, sha, workspace.remote_url)
         for v in group:
             v.attempt.outcome.branch = branch  # pushed: say so even if opening the PR fails below
         bodies = [report.pr_body(v.attempt.failure, v.evidence, v.patch, v.verdict, dict(v.attempt.timer.timings),
@@ -545,6 +553,7 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
         pr = forge.open(title=redact(title), body=redact(body), branch=branch, base=workspace.base_branch, remote=workspace.remote_url,
                         draft=draft, pipeline=",".join(v.attempt.failure.pipeline for v in group),
                         fingerprint=fingerprint, heal_id=lead.attempt.outcome.heal)
+        trail.pr_proposed(ledger, pr)
     for v in group:
         o = v.attempt.outcome
         o.status, o.branch, o.pr, o.pr_url, o.draft = "proposed", branch, pr.id, pr.url, draft
@@ -602,6 +611,7 @@ class _Trial:
         self.outcome.candidates.append({"fixer": patch.fixer, "title": patch.title, "confidence": patch.confidence,
                                         "passed": verdict.passed, "reasons": verdict.reasons()})
         # the stored patch is for reading (nothing re-applies it: the branch holds the fix), so it is redacted too
+        trail.candidate_tried(sandbox, patch, verdict)
         self.ledger.insert(candidates, heal_id=self.outcome.heal, fixer=patch.fixer, title=redact(patch.title),
                            confidence=patch.confidence, patch=_jsonable(patch.to_json()),
                            verdict=_jsonable(verdict.to_json()),

@@ -86,7 +86,6 @@ class LLMConfig:
         return "LLM off: HEALER_LLM=off"
 
 
-
 @dataclass
 class Usage:
     """Tokens and requests spent on one heal."""
@@ -178,15 +177,31 @@ class LLMClient:
                       messages=messages)
         if tool_choice:
             kwargs["tool_choice"] = tool_choice
-        started = time.monotonic()
+        started, before = time.monotonic(), asdict(self.usage)
         try:
-            body, content_type = self._send(kwargs, deadline=started + self.time_left())
-        except ModelAnswerError:
-            self.usage.add(None)  # answered, and maybe billed, but refused unread: nothing says how much
-            raise
+            try:
+                body, content_type = self._send(kwargs, deadline=started + self.time_left())
+            except ModelAnswerError:
+                self.usage.add(None)  # answered, and maybe billed, but refused unread: nothing says how much
+                raise
+            finally:
+                self.spent_s += time.monotonic() - started
+            return self._reply(body, content_type)
         finally:
-            self.spent_s += time.monotonic() - started
-        return self._reply(body, content_type)
+            if self.usage.requests > before["requests"]:  # answered (and billed), usable or not
+                self._audit(kwargs, before, started)
+
+    def _audit(self, kwargs: dict, before: dict, started: float) -> None:
+        """The request on the heal's audit trail: model, tokens, cost, the prompt's sha256 (its text only
+        when HEALER_AUDIT_PROMPTS=keep); the policy's daily budgets sum these."""
+        from healer.governance.audit import Action, note, prompt_detail
+
+        spent = Usage(**{k: getattr(self.usage, k) - v for k, v in before.items()})
+        prompt = {"system": kwargs["system"], "tools": kwargs["tools"], "messages": kwargs["messages"]}
+        note(Action.MODEL_REQUEST, model=self.config.model, input_tokens=spent.input_tokens,
+             output_tokens=spent.output_tokens, cache_creation_input_tokens=spent.cache_creation_input_tokens,
+             cache_read_input_tokens=spent.cache_read_input_tokens, cost_usd=spent.cost_usd(self.config.model),
+             seconds=round(time.monotonic() - started, 2), **prompt_detail(prompt))
 
     def _send(self, kwargs: dict, deadline: float) -> tuple[bytes, str]:
         """The body of the first successful attempt, retrying what may be retried before the deadline."""

@@ -13,6 +13,8 @@ import git
 
 from healer.errors import ForgeError
 from healer.forges.base import PullRequest
+from healer.governance import trail
+from healer.governance.audit import Action
 from healer.ledger import Ledger, prs, utcnow
 from healer.workspace import healer_identity
 
@@ -64,6 +66,7 @@ class LocalForge:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.ledger.update(prs, pr_id, status="merged", updated_at=utcnow())
+        trail.pr_event(self.ledger, self.ledger.get(prs, pr_id), Action.PR_MERGED, status="merged")
         return self.get(pr_id)
 
     def close(self, pr_id: int) -> PullRequest:
@@ -71,6 +74,7 @@ class LocalForge:
         if pr.status != "open":
             raise ForgeError(f"PR #{pr_id} is {pr.status}, not open")
         self.ledger.update(prs, pr_id, status="closed", updated_at=utcnow())
+        trail.pr_event(self.ledger, self.ledger.get(prs, pr_id), Action.PR_CLOSED, status="closed")
         return self.get(pr_id)
 
 

@@ -1,0 +1,104 @@
+"""The audit trail: every action of a real heal, in order, append-only, redacted; `healer audit`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from healer.errors import ConfigError, RunFailed
+from healer.forges import LocalForge
+from healer.governance import audit
+from healer.governance.audit import Action
+from healer.heal import heal
+from healer.runner.run import run_pipeline
+from pipelines import drift
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "healer.cli", *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=300)
+
+
+def test_record_redacts_and_reads_back_in_order(ledger):
+    first = audit.record(ledger, 7, Action.CLONE, commit="abc", source="https://u:hunter2@git.example.com/r.git")
+    second = audit.record(ledger, 7, "model_request", model="m", input_tokens=10, output_tokens=5, cost_usd=0.25,
+                          prompt_sha256="ff", note="api_key=sk-ant-api03-" + "x" * 40)
+    audit.record(ledger, 8, Action.PUSH, branch="b", sha="1")
+    got = audit.events(ledger, heal_id=7)
+    assert [e.id for e in got] == [first.id, second.id]
+    assert [e.action for e in got] == [Action.CLONE, Action.MODEL_REQUEST]
+    stored = json.dumps([e.to_json() for e in audit.events(ledger)])
+    assert "hunter2" not in stored and "sk-ant-api03" not in stored
+    [request] = audit.model_requests(ledger, since=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
+    assert (request.heal_id, request.input_tokens, request.output_tokens, request.cost_usd) == (7, 10, 5, 0.25)
+    assert audit.events(ledger, since=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)) == []
+    with pytest.raises(ValueError):
+        audit.record(ledger, 7, "made_up_action")
+    # outside a heal, note() records nothing; inside, it records to that heal
+    assert audit.note(Action.PUSH, branch="x") == []
+    with audit.recording(ledger, 9):
+        [noted] = audit.note(Action.PUSH, branch="x")
+    assert noted.heal_id == 9
+
+
+def test_since_accepts_ages_and_iso_times_and_says_what_is_wrong():
+    now = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)
+    assert audit.parse_since("7d", now) == now - dt.timedelta(days=7)
+    assert audit.parse_since("90m", now) == now - dt.timedelta(minutes=90)
+    assert audit.parse_since("2026-11-29T06:00", now) == dt.datetime(2026, 11, 29, 6, tzinfo=dt.timezone.utc)
+    with pytest.raises(ConfigError, match="--since 'yesterday'"):
+        audit.parse_since("yesterday", now)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_audit_of_the_demo_heal_lists_every_step_in_order(spark, ledger, pipeline_repo):
+    """The demo's breakage healed for real; `healer audit --heal N --json` lists each step, in order."""
+    pipeline = "revenue_by_category"
+    run_pipeline(pipeline_repo, pipeline, spark=spark, ledger=ledger)
+    drift.rename_column(pipeline_repo / "data", "order_items", "unit_price", "item_price")
+    with pytest.raises(RunFailed):
+        run_pipeline(pipeline_repo, pipeline, spark=spark, ledger=ledger)
+    outcome = heal(pipeline_repo, pipeline, spark=spark, ledger=ledger)
+    assert outcome.status == "proposed", outcome.reason
+    LocalForge(ledger).merge(outcome.pr)
+
+    proc = _cli("audit", "--heal", str(outcome.heal), "--json")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    actions = [e["action"] for e in lines]
+    gates = [(e["detail"]["gate"], e["detail"]["passed"]) for e in lines if e["action"] == "gate"]
+    # every step, in the order it happened (ids and times both increase)
+    assert actions[:2] == ["heal_started", "clone"]
+    assert actions.index("input_read") < actions.index("candidate") < actions.index("gate") < actions.index("push")
+    assert actions[-3:] == ["pr_opened", "heal_finished", "pr_merged"]
+    assert [e["id"] for e in lines] == sorted(e["id"] for e in lines)
+    assert [e["at"] for e in lines] == sorted(e["at"] for e in lines)
+    assert all(e["heal_id"] == outcome.heal and e["pipeline"] == pipeline for e in lines)
+    assert gates == [("static", True), ("sample", True), ("shadow", True), ("readiness", True)]
+    by = {e["action"]: e["detail"] for e in lines}
+    clone_commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=pipeline_repo, capture_output=True, text=True,
+                                  check=True).stdout.strip()
+    assert by["clone"]["commit"] == clone_commit
+    reads = {e["detail"]["input"]: e["detail"] for e in lines if e["action"] == "input_read"}
+    assert set(reads) == {"order_items", "orders", "products"}
+    assert reads["order_items"]["rows"] > 0 and reads["order_items"]["bytes"] > 0
+    assert by["candidate"]["fixer"] == outcome.fixer
+    shadow = next(e["detail"] for e in lines if e["action"] == "gate" and e["detail"]["gate"] == "shadow")
+    assert shadow["rows_read"] >= reads["order_items"]["rows"]
+    branch_sha = subprocess.run(["git", "ls-remote", "origin", outcome.branch], cwd=pipeline_repo,
+                                capture_output=True, text=True, check=True).stdout.split()[0]
+    assert (by["push"]["branch"], by["push"]["sha"]) == (outcome.branch, branch_sha)
+    assert by["pr_opened"]["pr"] == outcome.pr and by["pr_merged"]["pr"] == outcome.pr
+    assert by["heal_finished"]["status"] == "proposed"
+
+    table = _cli("audit", "--heal", str(outcome.heal))
+    assert table.returncode == 0 and "pr_merged" in table.stdout and f"#{outcome.heal}" in table.stdout
+    bad = _cli("audit", "--since", "last tuesday", "--json")
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("healer: --since 'last tuesday'")
+    assert json.loads(bad.stdout)["error"].startswith("--since")
