@@ -5,8 +5,11 @@
     │   └── ExpectationsError    a bad expectations file
     ├── EnvironmentProblem       Java missing or too old, a service not reachable
     ├── RunFailed                a pipeline run failed at a stage (input, job, audit, publish)
+    ├── MissingInput             an input path or table does not exist
+    ├── Declined                 a fixer recognises the failure but will not patch it (the message says why)
     ├── WorkspaceError           a repo that cannot be cloned, is dirty or cannot be pushed
     ├── ForgeError               a pull request that cannot be opened, read or merged
+    │   └── ApiError             a forge's API answered with an error (``status``) or was not reached (0)
     ├── LLMUnavailable           the model cannot be asked: no key, API failing, deadline passed
     │   └── LLMBudgetSpent       the heal's token budget is spent
     ├── ModelAnswerError         a model reply that is not a usable answer (malformed, not JSON)
@@ -42,12 +45,34 @@ class RunFailed(HealerError):
         self.run = run
 
 
+class MissingInput(HealerError):
+    """An input path or table does not exist."""
+
+
+class Declined(HealerError):
+    """Raised by a rule that recognises the failure but will not patch it; the message says why.
+
+    A rule that simply does not apply returns no patches; one that sees its kind of breakage
+    and refuses (a broken feed rather than a few bad rows, an ambiguous cause) says so, and
+    the reason reaches the heal's outcome.
+    """
+
+
 class WorkspaceError(HealerError):
     """A git repository could not be cloned, branched, committed or pushed."""
 
 
 class ForgeError(HealerError):
     """A pull request could not be opened, read or changed."""
+
+
+class ApiError(ForgeError):
+    """A forge answered with an error (``status``) or could not be reached (``status`` 0)."""
+
+    def __init__(self, message: str, status: int = 0, detail: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
 
 
 class LedgerError(HealerError):

@@ -6,6 +6,8 @@ import difflib
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
+from healer.errors import Declined  # noqa: F401 -- rules import it from here
+
 
 @dataclass(frozen=True)
 class FileEdit:
@@ -47,15 +49,6 @@ class Patch:
             e.pop("before", None)
             e.pop("after", None)
         return data
-
-
-class Declined(Exception):
-    """Raised by a rule that recognises the failure but will not patch it; the message says why.
-
-    A rule that simply does not apply returns no patches; one that sees its kind of breakage
-    and refuses (a broken feed rather than a few bad rows, an ambiguous cause) says so, and
-    the reason reaches the heal's outcome.
-    """
 
 
 @runtime_checkable

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 
-from healer.errors import ForgeError
+from healer.errors import ApiError, ForgeError  # ApiError is imported from here too
 from healer.forges.base import PullRequest
 from healer.ledger import Ledger, as_utc, prs, utcnow
 from healer.settings import Settings
@@ -45,15 +45,6 @@ LABEL = "healer"
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # GitHub documents no reset header for its secondary rate limit, only "wait a minute".
 SECONDARY_LIMIT_WAIT = 60.0
-
-
-class ApiError(ForgeError):
-    """A forge answered with an error (``status``) or could not be reached (``status`` 0)."""
-
-    def __init__(self, message: str, status: int = 0, detail: str = ""):
-        super().__init__(message)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass(frozen=True)

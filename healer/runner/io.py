@@ -6,11 +6,8 @@ a local disk, HDFS or an object store that supports rename.
 
 from __future__ import annotations
 
+from healer.errors import MissingInput  # raised here; callers catch io.MissingInput
 from healer.manifest import InputSpec, OutputSpec
-
-
-class MissingInput(Exception):
-    """An input path or table does not exist."""
 
 
 def read_input(spark, spec: InputSpec):

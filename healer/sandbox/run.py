@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from healer.errors import ConfigError
 from healer.evidence.probes import widens
 from healer.expectations import run_expectations
 from healer.ledger import RunRecord
@@ -128,7 +129,7 @@ class Sandbox:
     def _guard_output_location(self) -> None:
         out = self.pipeline.output.path
         if out and str(self.workdir.resolve()).startswith(str(Path(out).resolve())):
-            raise ValueError(f"sandbox directory {self.workdir} lies inside the production output {out}")
+            raise ConfigError(f"sandbox directory {self.workdir} lies inside the production output {out}")
 
     # -- sampling -----------------------------------------------------------------------
     def prepare(self) -> dict[str, int]:
