@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from healer import report
+from healer import report, telemetry
 from healer.errors import HealerError, WorkspaceError
 from healer.evidence import gather
 from healer.expectations import load_expectations
@@ -69,16 +69,18 @@ class Outcome:
 
 
 class _Timer:
-    def __init__(self, log):
+    def __init__(self, log, trace=telemetry.OFF):
         self.timings: dict[str, float] = {}
         self.log = log
+        self.trace = trace  # the heal's root span: each stage is a child span (telemetry.OFF when not exported)
 
     @contextmanager
     def stage(self, name: str):
         t0 = time.monotonic()
         self.log(f"{name} ...")
         try:
-            yield
+            with self.trace.stage(name):
+                yield
         finally:
             self.timings[name] = round(time.monotonic() - t0, 2)
 
@@ -224,7 +226,7 @@ class _Attempt:
 
     @classmethod
     def start(cls, run, ledger: Ledger, log) -> "_Attempt":
-        timer = _Timer(log)
+        timer = _Timer(log, telemetry.start_heal(run.pipeline, run.id, run.context))
         with timer.stage("triage"):
             failure = from_run(run)
             early = _triage(failure, ledger)
@@ -235,6 +237,7 @@ class _Attempt:
         if early:
             early.timings = timer.timings
             _record(ledger, failure, early)
+            timer.trace.end(early, ledger, run.finished_at)
             trail.heal_ended(ledger, early, early=True)
             return cls(run, failure, early, ledger, timer, early=True)
         outcome = Outcome("running", "", pipeline=failure.pipeline, failure=failure.run_id,
@@ -255,6 +258,7 @@ class _Attempt:
                                pr_id=o.pr, outcome=_jsonable(o.to_json()), finished_at=utcnow())
             trail.heal_ended(self.ledger, o)
         finally:
+            self.timer.trace.end(o, self.ledger, self.run.finished_at)
             if self.lease is not None:
                 # only now: a heal of the same cause waiting for the lease must find this one's result
                 self.lease.release()
@@ -603,11 +607,13 @@ class _Trial:
         self.workspace, self.ledger, self.outcome, self.log = workspace, ledger, outcome, log
 
     def run(self, sandbox, patch):
-        self.workspace.apply(patch.edits)
-        try:
-            verdict = sandbox.run(self.workspace.path, patch)
-        finally:
-            self.workspace.revert()
+        with telemetry.span("healer.candidate", {"healer.fixer": patch.fixer}) as span:
+            self.workspace.apply(patch.edits)
+            try:
+                verdict = sandbox.run(self.workspace.path, patch)
+            finally:
+                self.workspace.revert()
+            span.set({"healer.passed": verdict.passed})
         self.outcome.candidates.append({"fixer": patch.fixer, "title": patch.title, "confidence": patch.confidence,
                                         "passed": verdict.passed, "reasons": verdict.reasons()})
         # the stored patch is for reading (nothing re-applies it: the branch holds the fix), so it is redacted too

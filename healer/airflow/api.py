@@ -12,7 +12,7 @@ import hmac
 from functools import lru_cache
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from healer import config
 from healer.airflow import pages, views
@@ -128,6 +128,15 @@ def list_handoffs(status: str | None = None, limit: int = Query(100, ge=1, le=10
     from healer.airflow import queue
 
     return {"handoffs": [views._handoff_json(r) for r in queue.recent(ledger(), status=status, limit=limit)]}
+
+
+@api.get("/metrics")
+def get_metrics():
+    """Every heal's figures from the ledger in Prometheus' text format (scrape it with the API token)."""
+    from healer.telemetry import prometheus
+    from healer.telemetry.figures import ledger_figures
+
+    return Response(prometheus.render(ledger_figures(ledger())), media_type=prometheus.CONTENT_TYPE)
 
 
 def _index(map_index: str | None) -> int | None:

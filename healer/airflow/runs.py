@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from healer import telemetry
 from healer.errors import RunFailed
 from healer.ledger import Ledger, RunRecord, as_utc, utcnow
 
@@ -47,6 +48,9 @@ def task_context(ti: Any, source: str) -> dict:
         context["log_url"] = ti.log_url
     except Exception:  # a URL is a convenience; no base_url configured is not an error
         pass
+    traceparent = telemetry.traceparent_of(ti)
+    if traceparent:  # the heal's trace links to this try's span (Airflow's OpenTelemetry trace)
+        context["traceparent"] = traceparent
     return context
 
 

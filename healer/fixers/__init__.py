@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from healer import telemetry
 from healer.fixers.base import Declined, FileEdit, Fixer, Patch
 from healer.fixers.rules.code_typo import CodeTypo
 from healer.fixers.rules.datetime_pattern import DatetimePattern
@@ -45,7 +46,10 @@ def propose_all(evidence, fixers: list[Fixer] | None = None) -> Proposals:
     patches, declines, errors = [], [], []
     for fixer in fixers if fixers is not None else default_fixers():
         try:
-            patches.extend(fixer.propose(evidence))
+            with telemetry.span("healer.fixer", {"healer.fixer": fixer.name}) as span:
+                found = list(fixer.propose(evidence))
+                span.set({"healer.candidates": len(found)})
+            patches.extend(found)
         except Declined as exc:
             declines.append(f"{fixer.name} declined: {exc}")
         except Exception as exc:  # one broken fixer must not sink the heal

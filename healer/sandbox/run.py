@@ -31,6 +31,7 @@ from healer.manifest import Pipeline, output_overlap
 from healer.policy import Policy
 from healer.runner import io
 from healer.runner.profile import profile, schema_columns, schema_json
+from healer import telemetry
 from healer.sandbox import gate
 from healer.sandbox.isolation import Isolation, Worker, WorkerResult, check_isolation, isolation_from_env
 from healer.sandbox.readiness import Readiness, judge
@@ -225,7 +226,9 @@ class Sandbox:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             return Verdict(False, [Check("inputs", False, f"the inputs could not be sampled: {first}")],
                            error=first, error_class="SANDBOX_INPUTS", duration_s=time.monotonic() - t0, **base)
-        refusal = self._refusal(root, patch)
+        with telemetry.span("healer.gate") as span:
+            refusal = self._refusal(root, patch)
+            span.set({"healer.passed": refusal is None})
         if refusal:
             return Verdict(False, [refusal], sample_sizes=dict(self.sample_sizes), error=refusal.detail,
                            error_class="SANDBOX_GATE", duration_s=time.monotonic() - t0, **base)
@@ -241,7 +244,8 @@ class Sandbox:
             request = {"kind": self.pipeline.kind, "job": self.pipeline.job, "code_dir": str(worker.run_dir / "code"),
                        "inputs": {name: str(self._sample_path(name)) for name in self.frames},
                        "output": str(output_dir)}
-            ran = worker.run(request, timeout_s=self.policy.sandbox_seconds)
+            with telemetry.span("healer.sample_run", {"healer.isolation": self.isolation.value}):
+                ran = worker.run(request, timeout_s=self.policy.sandbox_seconds)
         finally:
             worker.kill()
         checks: list[Check] = []
@@ -270,7 +274,9 @@ class Sandbox:
                           expectations=[asdict(r) for r in audit.results], sample_sizes=dict(self.sample_sizes),
                           output_rows=rows, profile_rows=profile_rows, duration_s=time.monotonic() - t0, **base)
         if verdict.passed and patch is not None:
-            verdict = self._shadow(root, patch, verdict, t0, guard)
+            with telemetry.span("healer.shadow") as span:
+                verdict = self._shadow(root, patch, verdict, t0, guard)
+                span.set({"healer.passed": verdict.passed, "healer.ready": bool(verdict.readiness and verdict.readiness.ready)})
         if not verdict.passed:
             self.start_spare_worker()
         return verdict
