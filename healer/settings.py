@@ -195,6 +195,11 @@ class Settings:
                                    "how long a heal's lease on its cause lasts unrenewed", shown="180")
     lease_wait: float = setting("HEALER_LEASE_WAIT", 300.0, _number(above=False, unit="seconds"),
                                 "how long a heal waits while another heal of its cause runs", shown="300")
+    storm_window: float = setting("HEALER_STORM_WINDOW", 20.0, _number(above=False, unit="seconds"),
+                                  "a storm group heals once its repo saw no new failure for this long "
+                                  "(at most ten times it)", shown="20")
+    pool_slots: int = setting("HEALER_POOL_SLOTS", 2, _int(1), "size of Airflow's `healer` pool: heals at "
+                              "once across all workers", shown="2")
     # git and forges
     git_name: str = setting("HEALER_GIT_NAME", "Healer", _text, "author name of Healer's commits")
     git_email: str = setting("HEALER_GIT_EMAIL", "healer@localhost", _text, "author e-mail of Healer's commits")
@@ -233,6 +238,8 @@ class Settings:
     # governance
     audit_prompts: str = setting("HEALER_AUDIT_PROMPTS", "hash", _choice("hash", "keep"),
                                  "`hash` records a prompt's sha256 in the audit trail; `keep` its redacted text too")
+    verify_days: float = setting("HEALER_VERIFY_DAYS", 7.0, _number(unit="days"),
+                                 "a merged fix no run carried within this many days is `unverified`", shown="7")
     # Airflow and the examples
     api_token: str | None = setting("HEALER_API_TOKEN", None, _text,
                                     "the token of Healer's Airflow API (else `[healer] api_token`)",

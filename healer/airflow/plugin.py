@@ -33,3 +33,10 @@ class HealerPlugin(AirflowPlugin):
                                        "&map_index={MAP_INDEX}", "destination": "task_instance", "url_route": "healer_task"},
         ]
         operator_extra_links = [HealerPRLink()]
+
+    @classmethod
+    def on_load(cls, *args, **kwargs):
+        if enabled():
+            from healer.airflow.pool import ensure_pool
+
+            ensure_pool()  # only in the scheduler and api-server; never raises

@@ -1,0 +1,303 @@
+"""Storms across workers: one upstream change breaks many pipelines, their failures reach
+different workers at slightly different moments, and each root cause still gets one PR.
+
+    the heal of failure F (any worker, any process)
+      ├─ F is a member of a group ──────────► wait for the group; F's outcome is the one it recorded
+      ├─ a group of F's repo is settling ───► join it, and wait likewise
+      └─ none ──► open one and lead it: settle (until no failure of the repo arrived for
+                  HEALER_STORM_WINDOW seconds), close it, take in the repo's failures of the
+                  window, heal them together (``heal_storm``: fixes sharing a root cause go
+                  in one PR, the others in their own), record every member's outcome
+
+A group is a row in the ledger with a lease like a heal's: the leader renews it while it
+settles and heals; when the leader's worker dies the lease expires, and the next member heal
+(or the killed task's retry) takes the group over and heals the members left without an
+outcome. A member the group could not heal (its pipeline ran again meanwhile) is healed on
+its own. Groups are per repository: a pull request cannot span two repos.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from healer.ledger import Ledger, UTCDateTime, heals, holder_name, lease_seconds, metadata, utcnow
+from healer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Status = Literal["settling", "healing", "done"]
+Role = Literal["leader", "member"]
+FINAL = ("proposed", "declined", "skipped", "error")  # a heal that ended with a result (abandoned did not)
+
+storm_groups = sa.Table(
+    "storm_groups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("repo", sa.Text, nullable=False),
+    # set while the group settles, so a repo has one open group: inserting it is opening it
+    sa.Column("open_key", sa.String(64), unique=True),
+    sa.Column("status", sa.String(20), nullable=False),  # settling | healing | done
+    sa.Column("leader_run_id", sa.Integer, nullable=False),
+    sa.Column("holder", sa.String(300), nullable=False),  # host:pid of the leading heal
+    sa.Column("opened_at", UTCDateTime()),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime()),
+)
+
+storm_members = sa.Table(
+    "storm_members",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.Integer, nullable=False, index=True),
+    sa.Column("run_id", sa.Integer, nullable=False, unique=True),  # a failure belongs to one group
+    sa.Column("pipeline", sa.String(200)),
+    sa.Column("joined_at", UTCDateTime()),
+)
+
+
+@dataclass(frozen=True)
+class Group:
+    id: int
+    repo: str
+    status: Status
+    leader_run_id: int
+    holder: str
+    opened_at: dt.datetime
+    expires_at: dt.datetime
+
+
+def storm_window(env=None) -> float:
+    """``HEALER_STORM_WINDOW``: seconds without a new failure of the repo before its group is healed."""
+    return Settings.from_env(env).storm_window
+
+
+_ready: set[str] = set()
+
+
+def ensure_tables(ledger: Ledger) -> None:
+    if ledger.url not in _ready:
+        for table in (storm_groups, storm_members):
+            table.create(ledger.engine, checkfirst=True)
+        _ready.add(ledger.url)
+
+
+def heal_in_storm(failure_id: int, *, ledger: Ledger | None = None, window: float | None = None,
+                  log: Callable[[str], None] = lambda _m: None, **heal_kwargs):
+    """Heal one failure as part of its repo's storm; its Outcome (see the module's picture).
+
+    ``heal_kwargs`` go to ``heal_storm``/``heal`` (spark, policy, forge, fixers, llm).
+    """
+    from healer.heal import Outcome
+
+    ledger = ledger or Ledger()
+    ensure_tables(ledger)
+    window = storm_window() if window is None else window
+    run = ledger.get_run(failure_id)
+    if run is None:
+        return Outcome("error", f"no run #{failure_id} in the ledger {ledger.url}", failure=failure_id)
+    if run.status != "failed":
+        return Outcome("error", f"run #{run.id} did not fail (status {run.status})", pipeline=run.pipeline,
+                       failure=run.id)
+    group, role = _group_for(ledger, run)
+    log(f"storm group #{group.id} of {run.repo}: {role}")
+    while True:
+        if role == "leader":
+            _lead(ledger, group, window, log, heal_kwargs)
+        else:
+            group, taken = _await(ledger, group)
+            if taken:
+                log(f"storm group #{group.id}: its leader ({group.holder}) died; taking it over")
+                role = "leader"
+                continue
+        return _member_outcome(ledger, group, run, log, heal_kwargs)
+
+
+# -- membership ---------------------------------------------------------------------------------
+
+def _open_key(repo: str) -> str:
+    return hashlib.sha256(repo.encode()).hexdigest()[:64]
+
+
+def _group_for(ledger: Ledger, run) -> tuple[Group, Role]:
+    """The group this failure belongs to, joining or opening one; and this heal's role in it."""
+    for _ in range(20):  # groups close and open between our steps: look again
+        member = ledger.select(storm_members, storm_members.c.run_id == run.id, limit=1)
+        if member:
+            return _group(ledger, member[0]["group_id"]), "member"
+        settling = ledger.select(storm_groups, storm_groups.c.open_key == _open_key(run.repo), limit=1)
+        if settling:
+            if _join(ledger, settling[0]["id"], run):
+                return _row_group(settling[0]), "member"
+            continue
+        now = utcnow()
+        try:
+            with ledger.engine.begin() as conn:
+                group_id = conn.execute(storm_groups.insert().values(
+                    repo=run.repo, open_key=_open_key(run.repo), status="settling", leader_run_id=run.id,
+                    holder=holder_name(), opened_at=now, expires_at=now + _lease())).inserted_primary_key[0]
+                conn.execute(storm_members.insert().values(group_id=group_id, run_id=run.id, pipeline=run.pipeline,
+                                                           joined_at=now))
+        except IntegrityError:
+            continue  # another heal opened the repo's group, or took this failure in, at the same moment
+        return _group(ledger, group_id), "leader"
+    raise RuntimeError(f"storm groups of {run.repo} changed 20 times while failure #{run.id} looked for one")
+
+
+def _join(ledger: Ledger, group_id: int, run) -> bool:
+    try:
+        with ledger.engine.begin() as conn:
+            conn.execute(storm_members.insert().values(group_id=group_id, run_id=run.id, pipeline=run.pipeline,
+                                                       joined_at=utcnow()))
+        return True
+    except IntegrityError:
+        return False
+
+
+def _group(ledger: Ledger, group_id: int) -> Group:
+    return _row_group(ledger.get(storm_groups, group_id))
+
+
+def _row_group(row: dict) -> Group:
+    return Group(row["id"], row["repo"], row["status"], row["leader_run_id"], row["holder"], row["opened_at"],
+                 row["expires_at"])
+
+
+def members(ledger: Ledger, group_id: int) -> list[dict]:
+    return ledger.select(storm_members, storm_members.c.group_id == group_id, order_desc=False, limit=10000)
+
+
+def _lease() -> dt.timedelta:
+    return dt.timedelta(seconds=lease_seconds())
+
+
+# -- leading ------------------------------------------------------------------------------------
+
+class _KeepAlive:
+    """Renews the group's lease from a daemon thread while this process leads it."""
+
+    def __init__(self, ledger: Ledger, group_id: int):
+        self.ledger, self.group_id, self._stop = ledger, group_id, threading.Event()
+        threading.Thread(target=self._beat, name=f"healer-storm-{group_id}", daemon=True).start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(lease_seconds() / 3):
+            try:
+                self.renew()
+            except Exception as exc:  # the database may be back before the lease runs out
+                log.warning("storm group #%s: could not renew its lease: %s", self.group_id, exc)
+
+    def renew(self) -> None:
+        with self.ledger.engine.begin() as conn:
+            conn.execute(storm_groups.update().where(storm_groups.c.id == self.group_id,
+                                                     storm_groups.c.holder == holder_name())
+                         .values(expires_at=utcnow() + _lease()))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _lead(ledger: Ledger, group: Group, window: float, say, heal_kwargs) -> None:
+    keep = _KeepAlive(ledger, group.id)
+    try:
+        if group.status == "settling":
+            _settle(ledger, group, window, say)
+        pending = [m for m in members(ledger, group.id) if _final_heal(ledger, m["run_id"]) is None]
+        if pending:
+            from healer.heal import heal_storm
+
+            names = sorted({m["pipeline"] for m in pending})
+            say(f"storm group #{group.id}: healing {len(pending)} failure(s) of {group.repo}: {', '.join(names)}")
+            heal_storm(group.repo, names, ledger=ledger, log=say, **heal_kwargs)
+        with ledger.engine.begin() as conn:
+            conn.execute(storm_groups.update().where(storm_groups.c.id == group.id)
+                         .values(status="done", finished_at=utcnow()))
+    finally:
+        keep.stop()
+
+
+def _settle(ledger: Ledger, group: Group, window: float, say) -> None:
+    """Wait until the repo has been quiet for ``window`` seconds (at most ten windows), then close
+    the group and take in the repo's failures since one window before its first."""
+    leader = ledger.get_run(group.leader_run_id)
+    since = (leader.finished_at or group.opened_at) - dt.timedelta(seconds=window)
+    cap = time.monotonic() + 10 * window
+    while True:
+        latest = max((r.finished_at for r in _recent_failures(ledger, group.repo, since) if r.finished_at),
+                     default=group.opened_at)
+        quiet = (utcnow() - latest).total_seconds()
+        if quiet >= window or time.monotonic() >= cap:
+            break
+        time.sleep(min(1.0, window - quiet))
+    with ledger.engine.begin() as conn:
+        # closed: failures from now on open the repo's next group
+        conn.execute(storm_groups.update().where(storm_groups.c.id == group.id)
+                     .values(status="healing", open_key=None))
+    for run in _recent_failures(ledger, group.repo, since):
+        if _final_heal(ledger, run.id) is None and _join(ledger, group.id, run):
+            say(f"storm group #{group.id}: took in failure #{run.id} of {run.pipeline}")
+
+
+def _recent_failures(ledger: Ledger, repo: str, since: dt.datetime) -> list:
+    return [r for r in ledger.runs(status="failed", repo=repo, limit=500) if r.finished_at and r.finished_at >= since]
+
+
+# -- waiting ------------------------------------------------------------------------------------
+
+def _await(ledger: Ledger, group: Group) -> tuple[Group, bool]:
+    """Wait for the group to be done; (group, True) when its leader died and this process took it over."""
+    while True:
+        row = ledger.get(storm_groups, group.id)
+        group = _row_group(row)
+        if group.status == "done":
+            return group, False
+        now = utcnow()
+        if group.expires_at < now:
+            with ledger.engine.begin() as conn:
+                taken = conn.execute(storm_groups.update().where(
+                    storm_groups.c.id == group.id, storm_groups.c.holder == group.holder,
+                    storm_groups.c.expires_at < now).values(holder=holder_name(), expires_at=now + _lease())).rowcount
+            if taken:
+                log.warning("storm group #%s: leader %s stopped renewing; taken over", group.id, group.holder)
+                return _group(ledger, group.id), True
+        time.sleep(1.0)
+
+
+def _final_heal(ledger: Ledger, run_id: int) -> dict | None:
+    rows = ledger.select(heals, heals.c.run_id == run_id, heals.c.status.in_(FINAL), limit=1)
+    return rows[0] if rows else None
+
+
+def _member_outcome(ledger: Ledger, group: Group, run, say, heal_kwargs):
+    """This failure's outcome as its group recorded it; healed on its own when the group could not."""
+    from healer.heal import Outcome, heal
+
+    row = _final_heal(ledger, run.id)
+    if row is None:
+        say(f"storm group #{group.id} left failure #{run.id} without an outcome; healing it on its own")
+        return heal(run.repo, failure_id=run.id, ledger=ledger, log=say, **heal_kwargs)
+    stored = row.get("outcome") or {}
+    known = {f.name for f in dataclasses.fields(Outcome)}
+    outcome = Outcome(**{k: v for k, v in stored.items() if k in known and k not in ("status", "reason")},
+                      status=row["status"], reason=row["reason"] or "")
+    outcome.heal = row["id"]
+    return outcome
+
+
+def group_of(ledger: Ledger, run_id: int) -> Group | None:
+    """The storm group a failure was healed in, if any."""
+    ensure_tables(ledger)
+    member = ledger.select(storm_members, storm_members.c.run_id == run_id, limit=1)
+    return _group(ledger, member[0]["group_id"]) if member else None
+
+
+__all__ = ["Group", "group_of", "heal_in_storm", "members", "storm_groups", "storm_members", "storm_window"]
