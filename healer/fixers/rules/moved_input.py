@@ -94,50 +94,18 @@ class MovedInput:
         if spec is None or not spec.declared or not old_schema:
             return None
         old_cols = schema_columns(old_schema)
-        needed = self._needed(evidence, name, old_cols)
         old_location = spec.path if spec.path is not None else spec.table
-        old_words = set(words(basename(old_location, "path" if spec.path is not None else "table")))
-        scored = []
-        for cand in candidates:
-            _, tail = _tails(old_location, cand.location, "/" if cand.kind == "path" else ".")
-            cand_words = {w for part in tail for w in words(part)}
-            if (cand_words - old_words) & STALE:
-                continue  # a copy left behind, not where the data went
-            s = self._score(evidence, name, cand, old_cols, needed)
-            if s and s[2] >= MIN_PROFILE:
-                scored.append((s, cand))
-        scored.sort(key=lambda x: -x[0][0])
-        named = [x for x in scored if x[1].found_by != "fingerprint" and x[0][0] >= MIN_SCORE]
-        prints = [x for x in scored if x[1].found_by == "fingerprint"]
-        if not named and len(prints) > 1:  # the same columns and values in two places: which is the copy?
-            raise Declined(f"{name} is gone and {' and '.join(c.location for _, c in prints[:3])} hold its columns "
-                           "and values alike, under names unlike the old one: which one it moved to is a guess")
-        if not named and prints:
-            scored = prints
-        if not scored or scored[0][0][0] < MIN_SCORE:
+        scored = self._ranked(evidence, name, candidates, old_cols, old_location,
+                              "path" if spec.path is not None else "table")
+        if scored is None:
             return None
-        if len(scored) > 1 and scored[0][0][0] - scored[1][0][0] < MARGIN:
-            return None  # two places fit as well: a person must say which
         (score, schema_score, profile_score), best = scored[0]
         by_print = best.found_by == "fingerprint"
-        manifest_path = pipeline.root / MANIFEST_NAME
-        try:
-            text = manifest_path.read_text()
-        except OSError:
-            return None
         key = "path" if spec.path is not None else "table"
-        keys = ["pipelines", pipeline.name, "inputs", name, key]
-        node = yamledit.scalar_node(text, keys)
-        if node is None:
+        edit = _manifest_edit(pipeline, name, key, old_location, best.location)
+        if edit is None:
             return None
-        sep = "/" if key == "path" else "."
-        old_full = old_location if key == "path" or "." in old_location else f"default.{old_location}"
-        raw = _swap_tail(node.value, old_full, best.location, sep)
-        if raw is None:
-            return None
-        after = yamledit.replace_scalar(text, keys, raw)
-        if after is None:
-            return None
+        text, after, raw, current = edit
         job_edit, backs = self._cast_back(evidence, name, best, old_cols)
         doubts = []
         if by_print:
@@ -150,10 +118,10 @@ class MovedInput:
                           f"(profile similarity {profile_score:.2f})")
         if len(scored) > 1:
             doubts.append(f"also considered: {scored[1][1].location} (score {scored[1][0][0]:.2f})")
-        others = [p for p, s in _manifest_users(text, key, node.value) if p != pipeline.name]
+        others = [p for p, s in _manifest_users(text, key, current) if p != pipeline.name]
         if others:
             doubts.append(f"{', '.join(sorted(others))} also read{'s' if len(others) == 1 else ''} "
-                          f"{node.value} and will need the same change")
+                          f"{current} and will need the same change")
         doubts += [b.doubt for b in backs if b.doubt]
         location = {"path": best.location, "format": spec.format} if key == "path" else {"table": best.location}
         confidence = round(min(0.95, 0.5 + 0.5 * score), 3) if len(scored) == 1 else round(min(0.9, score), 3)
@@ -180,6 +148,34 @@ class MovedInput:
             details={"input": name, "location": location, "manifest_value": raw, "found_by": best.found_by,
                      "widened": {b.now: {"type": b.old_type, "now": b.new_type, "cast_back": b.cast} for b in backs}},
         )
+
+    def _ranked(self, evidence, name, candidates, old_cols, old_location, kind) -> list | None:
+        """The candidates that fit, best first, as ((score, schema, profile), candidate); None
+        when none fits well enough or two fit alike (a person must say which)."""
+        needed = self._needed(evidence, name, old_cols)
+        old_words = set(words(basename(old_location, kind)))
+        scored = []
+        for cand in candidates:
+            _, tail = _tails(old_location, cand.location, "/" if cand.kind == "path" else ".")
+            cand_words = {w for part in tail for w in words(part)}
+            if (cand_words - old_words) & STALE:
+                continue  # a copy left behind, not where the data went
+            s = self._score(evidence, name, cand, old_cols, needed)
+            if s and s[2] >= MIN_PROFILE:
+                scored.append((s, cand))
+        scored.sort(key=lambda x: -x[0][0])
+        named = [x for x in scored if x[1].found_by != "fingerprint" and x[0][0] >= MIN_SCORE]
+        prints = [x for x in scored if x[1].found_by == "fingerprint"]
+        if not named and len(prints) > 1:  # the same columns and values in two places: which is the copy?
+            raise Declined(f"{name} is gone and {' and '.join(c.location for _, c in prints[:3])} hold its columns "
+                           "and values alike, under names unlike the old one: which one it moved to is a guess")
+        if not named and prints:
+            scored = prints
+        if not scored or scored[0][0][0] < MIN_SCORE:
+            return None
+        if len(scored) > 1 and scored[0][0][0] - scored[1][0][0] < MARGIN:
+            return None  # two places fit as well: a person must say which
+        return scored
 
     def _cast_back(self, evidence, name, best, old_cols) -> tuple[FileEdit | None, list]:
         """The job edit casting the candidate's widened columns back (when their values fit)."""
@@ -252,3 +248,26 @@ def _manifest_users(text: str, key: str, value: str) -> list[tuple[str, str]]:
             if isinstance(spec, dict) and spec.get(key) == value:
                 out.append((pname, iname))
     return out
+
+
+def _manifest_edit(pipeline, name: str, key: str, old_location: str, new_location: str):
+    """healer.yml with ``name``'s path or table pointed at ``new_location``, keeping the rest
+    of the value (``${VAR}`` prefixes) as written: (text, after, new value, current value),
+    or None when the value cannot be rewritten in place."""
+    try:
+        text = (pipeline.root / MANIFEST_NAME).read_text()
+    except OSError:
+        return None
+    keys = ["pipelines", pipeline.name, "inputs", name, key]
+    node = yamledit.scalar_node(text, keys)
+    if node is None:
+        return None
+    sep = "/" if key == "path" else "."
+    old_full = old_location if key == "path" or "." in old_location else f"default.{old_location}"
+    raw = _swap_tail(node.value, old_full, new_location, sep)
+    if raw is None:
+        return None
+    after = yamledit.replace_scalar(text, keys, raw)
+    if after is None:
+        return None
+    return text, after, raw, node.value
