@@ -161,6 +161,12 @@ def resume(ledger: Ledger, pipeline: str, fixer: str | None = None, *, by: str |
     return _pause(current)
 
 
+def pipeline_prs(pipeline: str):
+    """The ``prs`` rows of a pipeline: its own, and storm PRs (whose pipeline column lists several, comma-joined)."""
+    return sa.or_(prs.c.pipeline == pipeline, prs.c.pipeline.like(f"{pipeline},%"),
+                  prs.c.pipeline.like(f"%,{pipeline}"), prs.c.pipeline.like(f"%,{pipeline},%"))
+
+
 def refused_prs(ledger: Ledger, pipeline: str, fixer: str | None = None) -> list[dict]:
     """Healer PRs of ``pipeline`` (``"*"``: of any pipeline) by ``fixer`` (None: any fixer) closed without
     merge or reverted since that scope last resumed."""
@@ -168,9 +174,7 @@ def refused_prs(ledger: Ledger, pipeline: str, fixer: str | None = None) -> list
     since = last["at"] if last is not None and last["kind"] == "resume" else None
     where = [prs.c.status.in_(REFUSED_STATES)]
     if pipeline != ANY_PIPELINE:
-        # a storm PR lists its pipelines joined by commas
-        where.append(sa.or_(prs.c.pipeline == pipeline, prs.c.pipeline.like(f"{pipeline},%"),
-                            prs.c.pipeline.like(f"%,{pipeline}"), prs.c.pipeline.like(f"%,{pipeline},%")))
+        where.append(pipeline_prs(pipeline))
     if since is not None:
         where.append(prs.c.updated_at > since)
     if fixer is not None:
@@ -178,7 +182,8 @@ def refused_prs(ledger: Ledger, pipeline: str, fixer: str | None = None) -> list
     return ledger.select(prs, *where, limit=1000)
 
 
-def evaluate(ledger: Ledger, pipeline: str, fixers: list[str] | tuple[str, ...] = (), *, threshold: int) -> Pause | None:
+def evaluate(ledger: Ledger, pipeline: str, fixers: list[str] | tuple[str, ...] | None = None, *,
+             threshold: int) -> Pause | None:
     """Trip the breaker by itself when ``threshold`` Healer PRs were refused (closed without merge, or
     reverted): those of ``pipeline`` pause the pipeline; those of one of ``fixers`` on any pipeline
     pause that fixer everywhere (``"*"``). ``threshold`` 0 turns the automatic trip off.
@@ -188,6 +193,10 @@ def evaluate(ledger: Ledger, pipeline: str, fixers: list[str] | tuple[str, ...] 
     current = paused(ledger, pipeline)
     if current is not None or threshold <= 0:
         return current
+    if fixers is None:  # every fixer with a refused PR somewhere
+        refused_heals = [r["heal_id"] for r in refused_prs(ledger, ANY_PIPELINE) if r["heal_id"] is not None]
+        fixers = sorted({h["fixer"] for h in ledger.select(heals, heals.c.id.in_(refused_heals), limit=1000)
+                         if h["fixer"]})
     for fixer in fixers:
         if paused(ledger, ANY_PIPELINE, fixer) is None:
             refused = refused_prs(ledger, ANY_PIPELINE, fixer)
