@@ -19,11 +19,12 @@ from healer.errors import HealerError, WorkspaceError
 from healer.evidence import gather
 from healer.expectations import load_expectations
 from healer.failure import Failure, from_run
-from healer.fixers import propose_all
+from healer.fixers import default_fixers, propose_all
 from healer.fixers.binding import binding_key, candidate_pipeline
 from healer.fixers.llm import LLMFixer
 from healer.forges import get_forge
-from healer.governance import trail
+from healer.governance import enforce, trail
+from healer.governance.effective import Effective
 from healer.ledger import Lease, Ledger, candidates, heals, lease_wait_seconds, utcnow
 from healer.manifest import load_manifest
 from healer.policy import Policy
@@ -102,7 +103,7 @@ def heal(repo: str | Path, pipeline: str | None = None, failure_id: int | None =
         return Outcome("error", f"no {what} in the ledger {ledger.url}", pipeline=pipeline)
     if run.status != "failed":
         return Outcome("error", f"run #{run.id} did not fail (status {run.status})", pipeline=run.pipeline, failure=run.id)
-    attempt = _Attempt.start(run, ledger, log)
+    attempt = _Attempt.start(run, ledger, log, policy)
     if attempt.early:
         return attempt.outcome
     try:
@@ -144,7 +145,7 @@ def heal_storm(repo: str | Path, pipelines: list[str] | None = None, *, spark=No
             latest = ledger.runs(pipeline=name, repo=repo, limit=1)
             if not latest or latest[0].status != "failed":
                 continue
-            attempt = _Attempt.start(latest[0], ledger, log)
+            attempt = _Attempt.start(latest[0], ledger, log, policy)
             attempts.append(attempt)
             if attempt.early:
                 continue
@@ -223,13 +224,18 @@ class _Attempt:
     workspace: Workspace | None = None
     early: bool = False  # stopped at triage; already recorded
     lease: Lease | None = None  # this heal's hold on its root cause, renewed until finish()
+    rules: Effective | None = None  # the effective policy of the pipeline (healer.governance)
 
     @classmethod
-    def start(cls, run, ledger: Ledger, log) -> "_Attempt":
+    def start(cls, run, ledger: Ledger, log, policy: Policy | None = None) -> "_Attempt":
         timer = _Timer(log, telemetry.start_heal(run.pipeline, run.id, run.context))
         with timer.stage("triage"):
             failure = from_run(run)
             early = _triage(failure, ledger)
+            rules = None
+            if early is None and policy is not None:
+                # policy before the lease and the clone: a declined pipeline costs nothing
+                rules, early = _admit(failure, ledger, policy)
         lease = None
         if early is None:
             with timer.stage("lease"):
@@ -243,7 +249,7 @@ class _Attempt:
         outcome = Outcome("running", "", pipeline=failure.pipeline, failure=failure.run_id,
                           fingerprint=failure.fingerprint, category=failure.category, heal=lease.heal_id)
         trail.heal_started(ledger, lease.heal_id, failure)
-        return cls(run, failure, outcome, ledger, timer, lease=lease.keep_alive())
+        return cls(run, failure, outcome, ledger, timer, lease=lease.keep_alive(), rules=rules)
 
     def finish(self) -> None:
         if self.early:
@@ -292,6 +298,20 @@ def _triage(failure: Failure, ledger: Ledger) -> Outcome | None:
     if existing:
         return _duplicate_of_pr(existing, base)
     return None
+
+
+def _admit(failure: Failure, ledger: Ledger, policy: Policy) -> tuple[Effective | None, Outcome | None]:
+    """The pipeline's effective policy, or the outcome that stops the heal: declined by policy (mode off, a
+    paused pipeline, the daily PR budget), or an error for a policy file that is invalid."""
+    base = dict(pipeline=failure.pipeline, failure=failure.run_id, fingerprint=failure.fingerprint,
+                category=failure.category)
+    try:
+        admission = enforce.admit(ledger, failure.repo, failure.pipeline, policy)
+    except HealerError as exc:
+        return None, Outcome("error", str(exc), **base)
+    if admission.status == "declined":
+        return admission.rules, Outcome("declined", admission.reason, **base)
+    return admission.rules, None
 
 
 def _duplicate_of_pr(pr: dict, base: dict) -> Outcome:
@@ -378,6 +398,8 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
     from healer.runner.warm import warm_up_for_heal
 
     failure, ledger = attempt.failure, attempt.ledger
+    if attempt.rules is not None:
+        policy = attempt.rules.tighten(policy)  # the policy files' sandbox and shadow seconds
     if failure.dirty:
         raise WorkspaceError(f"{failure.repo}: run #{failure.run_id} used uncommitted changes; commit them so "
                              "Healer can reproduce the job from git")
@@ -438,10 +460,13 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
     """Rule candidates, then the model's, through the sandbox until one passes."""
     failure, outcome, timer = attempt.failure, attempt.outcome, attempt.timer
     with timer.stage("fixers"):
+        fixers, refused = enforce.allowed_fixers(attempt.ledger, attempt.rules, failure.pipeline,
+                                                 fixers if fixers is not None else default_fixers())
         proposals = propose_all(evidence, fixers)
-        notes = proposals.notes()
+        notes = refused + proposals.notes()
         patches = [p for p in proposals.patches if p.confidence >= policy.min_confidence][: policy.max_candidates]
-    llm = llm if llm is not None else LLMFixer()
+    llm = enforce.gate_model(llm if llm is not None else LLMFixer(), attempt.ledger, attempt.rules, failure.pipeline,
+                             failure.repo)
     outcome.llm = {"enabled": llm.enabled, "reason": "" if llm.enabled else llm.off_reason()}
     if not patches and not llm.enabled:
         outcome.status = "declined"
@@ -450,7 +475,7 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
                 "" if evidence.changed else " and no schema drift since the last good run") \
             + _code_change_note(evidence) + f"; {llm.off_reason()}"
         return None
-    trial = _Trial(attempt.workspace, attempt.ledger, outcome, log)
+    trial = _Trial(attempt.workspace, attempt.ledger, outcome, log, attempt.rules)
     with timer.stage("sandbox"):
         best = next((b for b in (trial.run(sandboxes.for_patch(p), p) for p in patches) if b), None)
         alternative = None
@@ -526,7 +551,9 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
     failure, workspace = lead.attempt.failure, lead.attempt.workspace
     storm = len(group) > 1
     # Healer's own verdict (shadow run, data diff) decides; a fixer's doubts can only add caution.
-    draft = any(is_draft(v.patch, v.verdict, policy.draft_below) for v in group)
+    verdict_draft = any(is_draft(v.patch, v.verdict, policy.draft_below) for v in group)
+    by_policy = next((r for r in (enforce.draft_reason(v.attempt.rules) for v in group) if r), None)
+    draft = verdict_draft or by_policy is not None
     fingerprint = storm_fingerprint(group) if storm else failure.fingerprint
     branch = f"healer/storm/{fingerprint[:8]}" if storm else branch_name(failure.pipeline, failure.short_fingerprint)
     with timer.stage("proposal"):
@@ -550,10 +577,13 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
         for v in group:
             v.attempt.outcome.branch = branch  # pushed: say so even if opening the PR fails below
         bodies = [report.pr_body(v.attempt.failure, v.evidence, v.patch, v.verdict, dict(v.attempt.timer.timings),
-                                 branch, draft, v.plan, draft_below=policy.draft_below, alternative=v.alternative)
+                                 branch, verdict_draft, v.plan, draft_below=policy.draft_below,
+                                 alternative=v.alternative)
                   for v in group]
         body = bodies[0] if not storm else storm_body(group, bodies, fingerprint,
-                                                      draft_below=policy.draft_below if draft else None)
+                                                      draft_below=policy.draft_below if verdict_draft else None)
+        if by_policy is not None:
+            body = f"> **Draft by policy:** {by_policy.removeprefix('policy: ')}.\n\n{body}"
         pr = forge.open(title=redact(title), body=redact(body), branch=branch, base=workspace.base_branch, remote=workspace.remote_url,
                         draft=draft, pipeline=",".join(v.attempt.failure.pipeline for v in group),
                         fingerprint=fingerprint, heal_id=lead.attempt.outcome.heal)
@@ -562,6 +592,7 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
         o = v.attempt.outcome
         o.status, o.branch, o.pr, o.pr_url, o.draft = "proposed", branch, pr.id, pr.url, draft
         o.reason = f"{v.patch.title}; validated in the sandbox" + (" (draft)" if draft else "") + (
+            f"; {by_policy}" if by_policy else "") + (
             f"; one PR for {len(group)} pipelines with the same root cause" if storm else "")
 
 
@@ -603,10 +634,20 @@ def storm_body(group: list[Validated], bodies: list[str], fingerprint: str, draf
 class _Trial:
     """Runs one candidate in the sandbox and records it, whatever fixer made it."""
 
-    def __init__(self, workspace, ledger, outcome, log):
+    def __init__(self, workspace, ledger, outcome, log, rules: Effective | None = None):
         self.workspace, self.ledger, self.outcome, self.log = workspace, ledger, outcome, log
+        self.rules = rules
 
     def run(self, sandbox, patch):
+        refusal = enforce.patch_refusal(self.rules, patch)
+        if refusal is not None:  # never applied, never run: the model hears the rule like any failed check
+            self.outcome.candidates.append({"fixer": patch.fixer, "title": patch.title, "confidence": patch.confidence,
+                                            "passed": False, "reasons": [refusal]})
+            self.ledger.insert(candidates, heal_id=self.outcome.heal, fixer=patch.fixer, title=redact(patch.title),
+                               confidence=patch.confidence, patch=_jsonable(patch.to_json()),
+                               verdict=_jsonable({"passed": False, "reasons": [refusal]}), passed=False)
+            self.log(f"candidate {patch.fixer}: refused: {refusal}")
+            return None
         with telemetry.span("healer.candidate", {"healer.fixer": patch.fixer}) as span:
             self.workspace.apply(patch.edits)
             try:
