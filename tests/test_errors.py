@@ -45,3 +45,15 @@ def test_old_import_paths_still_give_the_classes_of_the_tree():
     assert issubclass(ApiError, errors.ForgeError) and issubclass(Declined, errors.HealerError)
     error = ApiError("GitHub: 502 from POST /pulls", status=502, detail="bad gateway")
     assert (str(error), error.status, error.detail) == ("GitHub: 502 from POST /pulls", 502, "bad gateway")
+
+
+def test_a_probe_that_fails_says_so_in_the_log(spark, caplog):
+    """Evidence that vanishes is logged, so a decline for want of it can be diagnosed."""
+    from healer.evidence.probes import null_probe
+
+    df = spark.sql("SELECT raise_error('the feed is gone') AS customer_id")
+    with caplog.at_level("INFO", logger="healer.evidence.probes"):
+        assert null_probe("orders", df, {"customer_id"}) == []
+    [record] = [r for r in caplog.records if r.name == "healer.evidence.probes"]
+    assert record.getMessage() == "null probe of orders not counted"
+    assert "the feed is gone" in str(record.exc_info[1])

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, Callable, Mapping
 
 from healer.airflow.runs import SPEC_ATTR, PipelineSpec, run_managed
+
+log = logging.getLogger(__name__)
 
 
 def self_healing(*, pipeline: str, repo: str, env: Mapping[str, str] | None = None) -> Callable:
@@ -56,4 +59,5 @@ def _current_ti():
 
         return get_current_context()["ti"]
     except Exception:  # not inside an Airflow task (or no Airflow at all): a plain call
+        log.debug("no Airflow task context", exc_info=True)
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from healer.evidence.history import CodeChanges, CommitInfo, changes_since, pipeline_paths, recent_commits
@@ -12,6 +13,8 @@ from healer.evidence.schema import InputDiff, RenameCandidate, diff_inputs
 from healer.failure import Failure
 from healer.ledger import RunRecord
 from healer.manifest import Pipeline
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Evidence", "gather", "InputDiff", "RenameCandidate", "Lineage", "CommitInfo"]
 
@@ -156,7 +159,7 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
             current_profiles[spec.name] = profile(df, row_limit=profile_rows)
             samples[spec.name] = [r.asDict() for r in df.limit(sample_rows).collect()]
         except Exception:  # a column that no longer reads is evidence too, not a crash
-            pass
+            log.info("input %s: no profile or sample rows now", spec.name, exc_info=True)
     old_schemas = last_good.input_schemas if last_good else {}
     old_profiles = last_good.input_profiles if last_good else {}
     diffs = diff_inputs(old_schemas or {}, current_schemas, old_profiles, current_profiles)
@@ -166,8 +169,8 @@ def gather(spark, failure: Failure, pipeline: Pipeline, last_good: RunRecord | N
             try:
                 rows = frames[d.input].select(col).where(f"`{col}` IS NOT NULL").distinct().limit(2000).collect()
                 values[(d.input, col)] = [r[0] for r in rows]
-            except Exception:
-                pass
+            except Exception:  # no values of a retyped column: its fixers decide on the types alone
+                log.info("input %s: values of retyped column %s not read", d.input, col, exc_info=True)
     source = pipeline.job_source()
     schemas_for_lineage = old_schemas or {k: v for k, v in current_schemas.items() if v}
     outputs = _output_columns(last_good)
@@ -226,13 +229,15 @@ def _catalogue_evidence(spark, failure, pipeline, source, frames, current_schema
             nulls = _not_null_sources(failure, lineage, list(frames)) if "nulls" in kinds else {}
             probes = probe(spark, frames, source, pipeline.kind, columns, kinds=kinds, widened=widened,
                            null_columns=nulls)
-        except Exception:
+        except Exception:  # no probes: the fixers that need them decline, and this says why
+            log.info("evidence probes failed", exc_info=True)
             probes = None
     missing = [d.input for d in diffs if d.gone] or [n for n, s in current_schemas.items() if s is None]
     if missing:
         try:
             moves = find_moves(spark, pipeline, missing, profile_rows=profile_rows, old_schemas=old_schemas)
-        except Exception:
+        except Exception:  # no search for moved inputs: a missing input is declined, not moved
+            log.info("no search for where %s moved", ", ".join(missing), exc_info=True)
             moves = None
     return probes, moves
 

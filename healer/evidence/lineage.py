@@ -12,10 +12,13 @@ column the job reads. The lineage stays inexact either way.
 
 from __future__ import annotations
 
+import logging
 import ast
 from dataclasses import dataclass, field
 
 from healer.runner.profile import schema_columns
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,7 +59,8 @@ def sql_lineage(sql: str, input_schemas: dict, output_columns: list[str] | None 
     for name in names:
         try:
             node = lineage(name, tree, schema=schema, dialect="spark")
-        except Exception:
+        except Exception:  # sqlglot cannot trace it: the lineage says it is not exact
+            log.debug("no lineage for output column %s", name, exc_info=True)
             result.exact = False
             result.outputs[name] = set()
             continue

@@ -82,6 +82,7 @@ def _dirs(fs, jpath) -> list:
         return [s.getPath() for s in fs.listStatus(jpath)
                 if s.isDirectory() and not s.getPath().getName().startswith((".", "_"))]
     except Exception:
+        log.debug("directory not listed", exc_info=True)
         return []
 
 
@@ -122,8 +123,8 @@ def nearby_tables(spark, old_table: str) -> list[str]:
             for t in spark.catalog.listTables(db.name):
                 if not t.isTemporary:
                     out.append(f"{db.name}.{t.name}")
-    except Exception:
-        pass
+    except Exception:  # no catalog to list: no table candidates
+        log.debug("catalog tables not listed", exc_info=True)
     old_full = old_table.lower() if "." in old_table else f"default.{old_table.lower()}"
     return [t for t in out if t.lower() != old_full]
 
@@ -214,7 +215,8 @@ def _read(spark, spec, kind: str, place: str):
         df = io.read_input(spark, replace(spec, path=place) if kind == "path" else replace(spec, table=place))
         schema_json(df)
         return df
-    except Exception:
+    except Exception:  # does not read as the input's format: not a candidate
+        log.debug("candidate %s does not read", place, exc_info=True)
         return None
 
 
@@ -225,7 +227,8 @@ def _candidate(spark, name, spec, kind, place, score, df, found_by, old_columns,
         schema = schema_json(df)
         prof = profile(df, row_limit=profile_rows)
     except Exception:
-        return None  # the schema reads, the rows do not: not a candidate
+        log.debug("candidate %s: the schema reads, the rows do not", place, exc_info=True)
+        return None  # not a candidate
     widened = fingerprint_match(old_columns, schema_columns(schema)) if old_columns else None
     probes = ()
     if widened:
@@ -247,4 +250,5 @@ def _newest(spark, path: str) -> int | None:
             newest = max(newest, files.next().getModificationTime())
         return newest or None
     except Exception:
+        log.debug("no modification time", exc_info=True)
         return None

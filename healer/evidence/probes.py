@@ -14,11 +14,14 @@ longer fit the old type, so a fix can cast them back.
 
 from __future__ import annotations
 
+import logging
 import json
 from dataclasses import dataclass, field
 
 from healer.evidence import jobscan
 from healer.redact import mask_if_secret
+
+log = logging.getLogger(__name__)
 
 # what each failure category needs probed: casts that may reject values, divisors that may
 # be zero, JSON paths that may have moved (an expectation on NULLs is how that shows), rows
@@ -282,6 +285,7 @@ def probe(spark, frames: dict, source: str, kind: str, input_columns: dict[str, 
         try:
             row = df.agg(*aggs).first().asDict()
         except Exception:  # an operand that no longer resolves: nothing to count
+            log.info("probe of %s not counted", input_name, exc_info=True)
             row = None
         if row is not None:
             rows = row["rows"] or 0
@@ -325,6 +329,7 @@ def widen_probe(input_name: str, df, columns: dict[str, tuple[str, str]],
     try:
         row = df.agg(*aggs).first().asDict()
     except Exception:  # a type Spark will not cast: no evidence, not a crash
+        log.info("widen probe of %s not counted", input_name, exc_info=True)
         return []
     rows = int(row["rows"] or 0)
     return [WidenProbe(input_name, column, old, new, rows, int(row[f"n{i}"] or 0), int(row[f"m{i}"] or 0),
@@ -344,7 +349,8 @@ def null_probe(input_name: str, df, columns: set[str], scan_rows: int = 1_000_00
         F.sum(F.when(F.col(f"`{c}`").isNull(), 1).otherwise(0)).alias(f"n{i}") for i, c in enumerate(cols)]
     try:
         row = df.agg(*aggs).first().asDict()
-    except Exception:
+    except Exception:  # no null counts: the null-surge rule declines without them
+        log.info("null probe of %s not counted", input_name, exc_info=True)
         return []
     return [NullProbe(input_name, c, int(row["rows"] or 0), int(row[f"n{i}"] or 0)) for i, c in enumerate(cols)]
 
@@ -368,7 +374,8 @@ def duplicate_probe(input_name: str, df, scan_rows: int = 1_000_000) -> Duplicat
         df = df.limit(scan_rows)
         groups = df.groupBy(*[F.col(f"`{c}`") for c in df.columns]).agg(F.count(F.lit(1)).alias("__copies"))
         row = groups.agg(F.sum("__copies").alias("rows"), F.count(F.lit(1)).alias("distinct")).first()
-    except Exception:
+    except Exception:  # no duplicate count: the duplicate rule declines without it
+        log.info("duplicate probe of %s not counted", input_name, exc_info=True)
         return None
     return DuplicateProbe(input_name, int(row["rows"] or 0), int(row["distinct"] or 0))
 

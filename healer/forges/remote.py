@@ -85,6 +85,7 @@ def _version() -> str:
 
         return version("healer")
     except Exception:  # running from a source tree that is not installed
+        log.debug("no installed healer version", exc_info=True)
         return "dev"
 
 

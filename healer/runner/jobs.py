@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import importlib.util
 import sys
 import traceback as tb
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from healer.manifest import Pipeline
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,19 +39,19 @@ def describe_error(exc: BaseException) -> ErrorInfo:
             error_class = get_condition() or error_class
             params = dict(exc.getMessageParameters() or {})
         except Exception:  # a JVM that is gone cannot describe its error
-            pass
+            log.debug("no error condition from %s", type(exc).__name__, exc_info=True)
     java = getattr(exc, "java_exception", None)
     if java is not None and error_class == type(exc).__name__:
         try:
             error_class = java.getClass().getName()
         except Exception:
-            pass
+            log.debug("no Java class name for %s", type(exc).__name__, exc_info=True)
     message = str(exc) or type(exc).__name__
     if hasattr(exc, "getMessage") and error_class != type(exc).__name__:
         try:
             message = exc.getMessage() or message
         except Exception:
-            pass
+            log.debug("no Java message for %s", type(exc).__name__, exc_info=True)
     return ErrorInfo(error_class=str(error_class), params={str(k): str(v) for k, v in params.items()},
                      message=message, traceback="".join(tb.format_exception(exc))[-8000:])
 
@@ -69,8 +72,8 @@ def bound_inputs(spark, frames: dict):
         for name in frames:
             try:
                 spark.catalog.dropTempView(name)
-            except Exception:
-                pass
+            except Exception:  # the session may be gone; the view goes with it
+                log.debug("temp view %s not dropped", name, exc_info=True)
 
 
 def compute(spark, pipeline: Pipeline, root: Path | None = None):

@@ -15,6 +15,7 @@ then moves the archive into place atomically. A stale or foreign archive is igno
 
 from __future__ import annotations
 
+import logging
 import atexit
 import hashlib
 import os
@@ -24,6 +25,8 @@ import time
 from pathlib import Path
 
 from healer.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # CDS reports every class it cannot archive (signed jars, old bytecode) as a warning on stdout.
 _QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
@@ -136,6 +139,7 @@ def _archive() -> Path | None:
     try:
         return archive_path()
     except Exception:  # noqa: BLE001 -- a cache must never stop Spark from starting
+        log.debug("no JVM class archive", exc_info=True)
         return None
 
 
@@ -193,7 +197,7 @@ def _finish_build(tmp: Path, path: Path, lock: Path) -> None:
             _mark(path).write_text(str(tmp.stat().st_size))
             os.replace(tmp, path)
     except Exception:  # noqa: BLE001 -- best effort at interpreter exit
-        pass
+        log.debug("JVM class archive not kept", exc_info=True)
     finally:
         tmp.unlink(missing_ok=True)
         lock.unlink(missing_ok=True)

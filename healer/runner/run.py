@@ -7,6 +7,7 @@ half-written or replaced output.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from healer.manifest import Manifest, Pipeline, load_manifest
 from healer.runner import io
 from healer.runner.jobs import bound_inputs, compute, describe_error
 from healer.runner.profile import profile, schema_json
+
+log = logging.getLogger(__name__)
 
 STAGES = ("config", "input", "job", "audit", "publish")
 EXIT_CODES = {"config": 2, "input": 3, "job": 4, "audit": 5, "publish": 6}
@@ -39,7 +42,8 @@ def repo_state(root: Path) -> RepoState:
 
         repo = git.Repo(root, search_parent_directories=True)
         return RepoState(commit=repo.head.commit.hexsha, dirty=repo.is_dirty(untracked_files=False))
-    except Exception:
+    except Exception:  # not a git checkout (or no git): the run records no commit
+        log.debug("no git state for %s", root, exc_info=True)
         return RepoState(commit=None, dirty=False)
 
 
@@ -112,7 +116,7 @@ def _run_stages(spark, manifest: Manifest, pipeline: Pipeline, expectations, rec
         try:
             record.input_profiles[name] = profile(df, row_limit=config.profile_sample_rows())
         except Exception:  # a profile is evidence, not a reason to fail the run
-            pass
+            log.info("input %s not profiled: a later heal compares without it", name, exc_info=True)
 
     staged = io.staging_path(pipeline.output, run_key) if pipeline.output.path else None
     staged_table = f"{pipeline.output.table}__healer_staging_{run_key}" if pipeline.output.table else None
@@ -174,8 +178,8 @@ def _drop_staging(spark, staged: str | None, staged_table: str | None) -> None:
             io.delete_path(spark, staged)
         if staged_table:
             spark.sql(f"DROP TABLE IF EXISTS {staged_table}")
-    except Exception:
-        pass
+    except Exception:  # the run's own outcome matters more than its leftovers
+        log.warning("staging %s not removed", staged or staged_table, exc_info=True)
 
 
 def _fail(ledger, record: RunRecord, stage: str, line: str, error_class: str, t0: float, check: bool, *,

@@ -16,6 +16,7 @@ one it did: the commit's intent wins. A renamed healer.yml key keeps the input's
 
 from __future__ import annotations
 
+import logging
 import ast
 import re
 
@@ -26,6 +27,8 @@ from healer.fixers.base import Declined, FileEdit, Patch
 from healer.fixers.rules.code_typo import _parses, _replace_py_names, _replace_sql_names, distance, max_edits
 from healer.manifest import sql_job_tables
 
+log = logging.getLogger(__name__)
+
 MANIFEST = "healer.yml"
 
 
@@ -35,7 +38,8 @@ def job_reads(evidence) -> list[str]:
     if evidence.pipeline.kind == "sql":
         try:
             return sql_job_tables(source)
-        except Exception:
+        except Exception:  # a job that does not parse names no tables
+            log.debug("no tables read from %s", evidence.pipeline.job, exc_info=True)
             return []
     try:
         tree = ast.parse(source)
