@@ -236,6 +236,9 @@ class Settings:
                                        "a reply over it is refused unread and never sent back to the model",
                                        shown="262144")
     # governance
+    policy_file: Path | None = setting("HEALER_POLICY_FILE", None, _path,
+                                       "the organisation's healing policy (YAML): see [Governance](#governance)",
+                                       shown="none")
     audit_prompts: str = setting("HEALER_AUDIT_PROMPTS", "hash", _choice("hash", "keep"),
                                  "`hash` records a prompt's sha256 in the audit trail; `keep` its redacted text too")
     verify_days: float = setting("HEALER_VERIFY_DAYS", 7.0, _number(unit="days"),

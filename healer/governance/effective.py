@@ -16,13 +16,13 @@ in an ``error`` that says it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from healer.governance.policy_file import KEYS, MODES, Level, Mode, PolicyError, Sources, Written, read_sources
 from healer.policy import Policy
+from healer.settings import Settings
 
 DEFAULT_MODE = Written("propose", "default")
 DEFAULT_BREAKER_AFTER = Written(3, "default")
@@ -31,7 +31,8 @@ DEFAULT_MODEL_AUTO_MERGE = Written(False, "default")
 
 def org_file() -> str | None:
     """The organisation's policy file (``HEALER_POLICY_FILE``), or None."""
-    return os.environ.get("HEALER_POLICY_FILE", "").strip() or None
+    path = Settings.from_env().policy_file
+    return str(path) if path is not None else None
 
 
 def matches(name: str, pattern: str) -> bool:
