@@ -9,15 +9,19 @@ only reads the ledger; no route changes anything.
 from __future__ import annotations
 
 import hmac
+from dataclasses import asdict
 from functools import lru_cache
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from healer import config
-from healer.airflow import pages, views
+from healer import fleet, markdown_html
+from healer.airflow import dashboard, pages, views
 from healer.airflow.links import URL_PREFIX
-from healer.ledger import Ledger
+from healer.errors import ConfigError
+from healer.ledger import Ledger, jsonable
+from healer.redact import redact_json
 from healer.settings import Settings
 
 AIRFLOW_COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
@@ -153,6 +157,21 @@ def get_task(dag_id: str, run_id: str, task_id: str, map_index: str | None = Non
     return views.task_view(ledger(), dag_id, run_id, task_id, _index(map_index))
 
 
+def _fleet(pipeline: str | None, repo: str | None, since: str | None, until: str | None) -> fleet.Fleet:
+    try:
+        wanted = fleet.FleetFilter.parse(pipeline=pipeline, repo=repo, since=since, until=until)
+    except ConfigError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    return fleet.figures(ledger(), wanted)
+
+
+@api.get("/fleet")
+def get_fleet(pipeline: str | None = None, repo: str | None = None, since: str | None = None,
+              until: str | None = None):
+    """The dashboard's figures (UTC days ``since``..``until``, YYYY-MM-DD; the last 30 days by default)."""
+    return redact_json(jsonable(asdict(_fleet(pipeline, repo, since, until))))
+
+
 @ui.get("/", response_class=HTMLResponse)
 def index(request: Request):
     """The list of heals."""
@@ -166,6 +185,14 @@ def heals_page(request: Request, user: str = Depends(authenticated), status: str
     led = ledger()
     return _page(request, user, "heals", heals=views.heal_rows(led, status=status, pipeline=pipeline),
                  counts=views.counts(led))
+
+
+@ui.get("/dashboard", response_class=HTMLResponse, name="dashboard_page")
+def dashboard_page(request: Request, user: str = Depends(authenticated), pipeline: str | None = None,
+                   repo: str | None = None, since: str | None = None, until: str | None = None):
+    """The fleet: heals per day by outcome, time to PR, PRs and verification, model spend, the
+    upstream inputs that broke the most pipelines, and every pipeline's state."""
+    return _page(request, user, "fleet", **dashboard.values(_fleet(pipeline, repo, since, until)))
 
 
 @ui.get("/heals/{heal_id}", response_class=HTMLResponse)
@@ -185,7 +212,7 @@ def prs_page(request: Request, user: str = Depends(authenticated), status: str |
 def pr_page(request: Request, pr_id: int, user: str = Depends(authenticated)):
     """One pull request and its body."""
     pr = views.pr_detail(ledger(), pr_id) or _not_found(f"pull request {pr_id}")
-    return _page(request, user, "pr", p=pr)
+    return _page(request, user, "pr", p=pr, body_html=markdown_html.render(pr.get("body")))
 
 
 @ui.get("/task", response_class=HTMLResponse)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import jinja2
 import markupsafe
 
+from healer.airflow import dashboard
 from healer.redact import redact
 
 
@@ -52,9 +53,11 @@ _BASE = """<!doctype html>
   dt { color: var(--muted); } dd { margin: 0; }
   .summary { display: flex; gap: 10px; margin: 4px 0 14px; }
   .empty { padding: 24px; background: var(--bg); border: 1px dashed var(--line); color: var(--muted); }
+  .markdown { max-width: 980px; } .markdown pre { white-space: pre; }
+  .markdown code { background: var(--bg); padding: 0 3px; border-radius: 3px; font-size: 12.5px; }
 </style></head>
 <body>
-<header><h1>Healer</h1><a href="{{ prefix }}/heals">Heals</a><a href="{{ prefix }}/prs">Pull requests</a>
+<header><h1>Healer</h1><a href="{{ prefix }}/dashboard">Fleet</a><a href="{{ prefix }}/heals">Heals</a><a href="{{ prefix }}/prs">Pull requests</a>
 <span class="muted">signed in as {{ user }}</span></header>
 <main>{% block main %}{% endblock %}</main>
 </body></html>
@@ -165,7 +168,7 @@ _PR = """{% extends "base" %}
 <dt>forge</dt><dd>{{ p.forge }}{% if p.url and p.href != p.page %} · <a href="{{ p.url }}">{{ p.url }}</a>{% endif %}</dd>
 <dt>remote</dt><dd><code>{{ p.remote }}</code></dd>
 {% if p.heal %}<dt>heal</dt><dd><a href="{{ prefix }}/heals/{{ p.heal }}">#{{ p.heal }}</a></dd>{% endif %}</dl>
-<pre id="body">{{ p.body or "" }}</pre>
+<article id="body" class="markdown">{{ body_html }}</article>
 {% endblock %}
 """
 
@@ -188,7 +191,7 @@ _ERROR = """{% extends "base" %}{% block title %}Healer · {{ title }}{% endbloc
 
 _env = jinja2.Environment(
     loader=jinja2.DictLoader({"base": _BASE, "diff": _DIFF, "heals": _HEALS, "heal": _HEAL, "prs": _PRS, "pr": _PR,
-                              "task": _TASK, "error": _ERROR}),
+                              "task": _TASK, "error": _ERROR, "fleet": dashboard.TEMPLATE}),
     autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True, finalize=_shown)
 
 

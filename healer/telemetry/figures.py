@@ -148,15 +148,18 @@ def pr_states(ledger: Ledger) -> tuple[tuple[str, bool, int], ...]:
     return tuple((s, d, n) for (s, d), n in sorted(found.items()))
 
 
-def verification(ledger: Ledger) -> tuple[tuple[str, int], ...] | None:
-    """Merged fixes by their newest post-merge verification state, from the governance audit trail."""
+def verification(ledger: Ledger, pipeline: str | None = None,
+                 repo: str | None = None) -> tuple[tuple[str, int], ...] | None:
+    """Merged fixes by their newest post-merge verification state, from the governance audit trail
+    (one pipeline's or one repo's, when given: the fleet dashboard's filters)."""
     try:
         from healer.governance import audit
     except ImportError:  # governance not installed: unknown, not zero
         return None
     latest: dict[Any, str] = {}
-    for event in audit.events(ledger, actions=(audit.Action.VERIFICATION,)):
-        latest[event.heal_id] = str(event.detail.get("state", ""))
+    for event in audit.events(ledger, actions=(audit.Action.VERIFICATION,), pipeline=pipeline):
+        if repo is None or event.repo == repo:
+            latest[event.heal_id] = str(event.detail.get("state", ""))
     found = Counter(latest.values())
     return tuple((s, found[s]) for s in ("verified", "regressed", "unverified"))
 

@@ -1,0 +1,182 @@
+"""The fleet's figures (healer.fleet), its SVG charts (healer.charts) and the PR body as
+sanitised HTML (healer.markdown_html), without Airflow.
+
+The ledger rows are recorded history written through the Ledger's public API by
+tests/fleet_history.py, with a real heal as the template: tests/fixtures/fleet/real_heal.json
+is the heals row, failed run and PR that ``healer demo`` wrote (a rule fix of a renamed
+column), as read back from its ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from statistics import median
+
+import pytest
+
+from fleet_history import PIPELINES, SHARED_INPUT, expected_counts, plan, write_history
+from healer import charts, fleet
+from healer.errors import ConfigError
+from healer.ledger import Ledger, RunRecord, as_utc, prs
+from healer.markdown_html import render, safe_href
+
+TEMPLATE = Path(__file__).parent / "fixtures" / "fleet" / "real_heal.json"
+TODAY = dt.date(2026, 11, 20)
+
+
+def load_template() -> tuple[dict, RunRecord, dict]:
+    data = json.loads(TEMPLATE.read_text())
+    run = data["run"]
+    for key in ("started_at", "finished_at"):
+        run[key] = as_utc(dt.datetime.fromisoformat(run[key])) if run.get(key) else None
+    return data["heal"], RunRecord(**run), data["pr"]
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    """One ledger of recorded history for the module's tests, which only read it."""
+    ledger = Ledger(f"sqlite:///{tmp_path_factory.mktemp('fleet') / 'ledger.db'}")
+    heal, run, pr = load_template()
+    planned = plan(TODAY)
+    return ledger, planned, write_history(ledger, heal, run, pr, planned)
+
+
+def test_figures_match_the_ledger(history):
+    ledger, planned, written = history
+    f = fleet.FleetFilter.parse(since=str(TODAY - dt.timedelta(days=13)), until=str(TODAY))
+    got = fleet.figures(ledger, f)
+    want = expected_counts(ledger, f.start)
+    assert got.heals == want["heals"] == len(planned) == 22
+    for status, n in want["by_status"].items():
+        assert got.status_total(status) == n, status
+    assert {s: n for s, n in got.prs.counts if n} == want["pr_states"]
+    assert got.prs.count("merged") == 5 and got.prs.count("closed") == 2 and got.prs.count("open") == 4
+    assert got.prs.decided_merge_rate == pytest.approx(5 / 7)
+    # a duplicate's wait is not a time to PR: 11 PRs opened, by 11 of the 13 proposed heals
+    assert got.time_to_pr_all.heals == len(want["waits"]) == 11
+    assert got.time_to_pr_all.p50_s == pytest.approx(median(want["waits"])) == 66.0
+    assert got.time_to_pr_all.p90_s == pytest.approx(150.0)  # 95.0 + (212 - 95) ... interpolated rank 9 of 0..10
+    # per day: the day of four heals holds three PRs (41, 58, 95 s), the duplicate not counted
+    day9 = next(p for p in got.time_to_pr if p.start == TODAY - dt.timedelta(days=9))
+    assert (day9.heals, day9.p50_s) == (3, 58.0)
+    # spend: the outcome's model usage, per day
+    assert got.spend_tokens == sum(p.tokens for p in planned) == 65_200
+    assert got.spend_cost_usd == pytest.approx(sum(p.cost_usd for p in planned))
+    day8 = next(d for d in got.spend if d.day == TODAY - dt.timedelta(days=8))
+    assert (day8.heals, day8.tokens) == (2, 15_500)
+
+
+def test_the_shared_upstream_input_ranks_first(history):
+    ledger, planned, _ = history
+    got = fleet.figures(ledger, fleet.FleetFilter.parse(since=str(TODAY - dt.timedelta(days=13)), until=str(TODAY)))
+    top = got.broken_inputs[0]
+    assert top.location == SHARED_INPUT
+    assert top.pipelines == ("margin_by_sku", "orders_daily", "returns_weekly")
+    drifted = [p for p in planned if p.drift_input and PIPELINES[p.pipeline][1][p.drift_input] == SHARED_INPUT]
+    assert top.heals == len(drifted) == 6
+    assert all(len(b.pipelines) == 1 for b in got.broken_inputs[1:])
+    assert top.changes and all(c.endswith(("dropped", "added")) or "retyped" in c for c in top.changes)
+
+
+def test_filters_by_pipeline_repo_and_dates(history):
+    ledger, planned, _ = history
+    only = fleet.figures(ledger, fleet.FleetFilter.parse(pipeline="customer_ltv", since="2026-11-01", until=str(TODAY)))
+    assert only.heals == sum(p.pipeline == "customer_ltv" for p in planned) == 5
+    assert [p.pipeline for p in only.pipelines] == ["customer_ltv"]
+    finance = fleet.figures(ledger, fleet.FleetFilter.parse(repo="/repos/finance", since="2026-11-01", until=str(TODAY)))
+    assert finance.heals == sum(PIPELINES[p.pipeline][0] == "/repos/finance" for p in planned) == 10
+    assert finance.prs.total == 4  # returns_weekly 3, customer_ltv 1
+    last3 = fleet.figures(ledger, fleet.FleetFilter.parse(since=str(TODAY - dt.timedelta(days=2)), until=str(TODAY)))
+    assert last3.heals == sum(p.failed_at.date() >= TODAY - dt.timedelta(days=2) for p in planned) == 7
+    assert len(last3.outcomes) == 3 and last3.bucket_days == 1
+    long = fleet.FleetFilter.parse(since="2026-01-01", until=str(TODAY))
+    assert fleet.figures(ledger, long).bucket_days == 7
+
+
+def test_pipeline_table_shows_each_pipelines_state(history):
+    ledger, planned, written = history
+    got = {p.pipeline: p for p in fleet.figures(ledger, fleet.FleetFilter.parse(today=TODAY)).pipelines}
+    assert set(got) == set(PIPELINES)
+    orders = got["orders_daily"]
+    last = max(i for i, p in enumerate(planned) if p.pipeline == "orders_daily")
+    assert orders.last_heal_id == written.heal_ids[last] and orders.last_heal_status == "declined"
+    assert orders.last_failure_id == written.run_ids[last]
+    open_pr = ledger.select(prs, prs.c.pipeline == "orders_daily", prs.c.status == "open")[0]
+    assert orders.open_pr_id == open_pr["id"]
+    assert got["customer_ltv"].open_pr_id is None  # its only PR was merged
+
+
+@pytest.mark.parametrize("since, until, words", [
+    ("2026-13-01", None, "since='2026-13-01': expected a date as YYYY-MM-DD"),
+    ("2026-11-20", "2026-11-01", "since=2026-11-20 is after until=2026-11-01"),
+    ("2020-01-01", "2026-01-01", "at most 366"),
+])
+def test_bad_filters_say_what_and_where(since, until, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        fleet.FleetFilter.parse(since=since, until=until)
+
+
+def test_percentile_interpolates_between_ranks():
+    assert fleet.percentile([], 50) is None
+    assert fleet.percentile([7.0], 90) == 7.0
+    assert fleet.percentile([1, 2, 3, 4], 50) == 2.5
+    assert fleet.percentile([10, 20, 30, 40, 50, 60, 70, 80, 90, 100], 90) == pytest.approx(91.0)
+
+
+def test_charts_are_escaped_svg_with_titles():
+    hostile = '<script>alert(1)</script>"'
+    svg = charts.bars(hostile, ["a", "b"], [charts.Series(hostile, (3, None), "#123456")], limit=5.0,
+                      limit_label=hostile)
+    assert "<script" not in svg and "&lt;script&gt;" in svg and svg.startswith("<svg")
+    assert svg.count("<rect") == 1 and "a · &lt;script&gt;alert(1)&lt;/script&gt;&#34;: 3" in svg
+    line = charts.lines("t", ["a", "b", "c"], [charts.Series("p50", (1.0, None, 4.0), "#000")])
+    assert line.count("<circle") == 2 and "<polyline" not in line  # a gap: no line across it
+    assert charts.nice_ceiling(0) == 1 and charts.nice_ceiling(7) == 10 and charts.nice_ceiling(212) == 250
+
+
+HOSTILE_BODY = """## Healer fixed `orders`
+| column | value |
+|---|---|
+| <script>alert('col')</script> | <img src=x onerror=alert(1)> |
+| `</code><svg onload=alert(2)>` | [click](javascript:alert(3)) |
+
+[tab](java&#09;script:alert(4)) [enc](JaVaScRiPt%3Aalert(5)) [data](data:text/html;base64,PHNjcmlwdD4=)
+[ok](https://github.com/acme/sales/pull/7) ![pixel](https://tracker.example/p.png)
+<iframe src="https://evil.example"></iframe><a href="javascript:alert(6)" onclick="x()">raw</a>
+<div style="background:url(javascript:alert(7))">styled</div>
+"""
+
+
+def test_pr_body_renders_as_sanitised_html():
+    html = str(render(HOSTILE_BODY))
+    tags = set(re.findall(r"<([a-zA-Z0-9]+)", html))
+    assert tags <= {"h2", "code", "table", "thead", "tbody", "tr", "th", "td", "p", "a"}, tags
+    for attr in re.findall(r"<[a-z0-9]+([^>]*)>", html):
+        assert not re.search(r"\bon\w+=", attr) and "style=\"background" not in attr, attr
+    hrefs = re.findall(r'<a href="([^"]*)"', html)  # real links; the raw <a> of the body is text
+    # an image becomes a plain link: nothing is fetched when the page is viewed
+    assert hrefs == ["https://github.com/acme/sales/pull/7", "https://tracker.example/p.png"], hrefs
+    assert "&lt;a href=&quot;javascript:alert(6)&quot;" in html or '&lt;a href="javascript:alert(6)"' in html
+    assert "javascript:" not in "".join(hrefs) and "<img" not in html and "<iframe" not in html
+    # what the body said stays readable, as text
+    assert "&lt;script&gt;alert(&#x27;col&#x27;)&lt;/script&gt;" in html or "&lt;script&gt;alert('col')" in html
+    assert "<h2>Healer fixed <code>orders</code></h2>" in html and "<th>column</th>" in html
+    assert 'rel="nofollow noopener noreferrer"' in html
+
+
+def test_safe_href_refuses_scripts_however_spelled():
+    for url in ("javascript:alert(1)", " JAVASCRIPT:x", "java\tscript:x", "javascript&#58;x", "JaVa%09script:x",
+                "vbscript:x", "data:text/html,x", "//evil.example/x", "file:///etc/passwd"):
+        assert not safe_href(url), url
+    for url in ("https://example.com/a:b", "http://x", "mailto:a@example.com", "/healer/heals/1", "#top"):
+        assert safe_href(url), url
+
+
+def test_template_is_a_real_heal():
+    heal, run, pr = load_template()
+    assert heal["status"] == "proposed" and heal["outcome"]["fixer"].startswith("rule:")
+    assert any(d.get("dropped") for d in heal["outcome"]["evidence"]["diffs"])
+    assert run.status == "failed" and pr["heal_id"] == heal["id"]
