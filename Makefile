@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 UV_VERSION := 0.9.5
 
-.PHONY: help install demo test test-fast bench java jvm-cache clean
+.PHONY: help install demo test test-fast test-cluster bench java jvm-cache clean
 
 help:
 	@echo "make demo   - a pipeline breaks upstream and Healer opens a validated pull request"
@@ -35,6 +35,10 @@ test: jvm-cache
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" tests
+
+# A Spark standalone master and worker on 127.0.0.1 (also part of `make test`).
+test-cluster: jvm-cache
+	$(BIN)/python -m pytest -q -m cluster tests
 
 bench: jvm-cache
 	$(BIN)/python -m benchmarks.healbench

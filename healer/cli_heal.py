@@ -172,11 +172,16 @@ def _cmd_pr(args) -> int:
 def _cmd_sweep(args) -> int:
     from healer.ledger import Ledger
 
-    abandoned = Ledger().abandon_expired()
+    from healer import scratch
+
+    ledger = Ledger()
+    abandoned = ledger.abandon_expired()
     for a in abandoned:
         print(f"heal #{a.heal_id} (failure #{a.run_id}) abandoned: {a.reason}")
     if not abandoned:
         print("no heal had outlived its lease")
+    for where in scratch.sweep(ledger):  # after the leases: a dead heal's scratch is removed only once its lease is gone
+        print(f"removed the scratch of a heal that holds no lease: {where}")
     return 0
 
 
@@ -197,8 +202,8 @@ def register(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate in the sandbox, push nothing, open no PR")
     p.set_defaults(func=_cmd_heal)
 
-    p = sub.add_parser("sweep", help="mark heals whose lease expired (killed or crashed) as abandoned; "
-                                     "the healer DAG and every heal do this too")
+    p = sub.add_parser("sweep", help="mark heals whose lease expired (killed or crashed) as abandoned and remove "
+                                     "their scratch; the healer DAG and every heal do this too")
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("prs", help="list pull requests on the local forge")

@@ -30,6 +30,8 @@ from healer.manifest import load_manifest
 from healer.policy import Policy
 from healer.redact import redact, redact_json
 from healer.sandbox import Sandbox
+from healer import scratch
+from healer.scratch import Area, heal_area
 from healer.workspace import Workspace, branch_name
 
 EXIT_CODES = {"proposed": 0, "declined": 3, "skipped": 3, "error": 1, "abandoned": 1}
@@ -333,6 +335,7 @@ def _take_lease(failure: Failure, ledger: Ledger, log) -> tuple[Lease | None, Ou
                 category=failure.category)
     row = dict(run_id=failure.run_id, pipeline=failure.pipeline, repo=failure.repo, category=failure.category)
     ledger.abandon_expired()  # every heal sweeps: dead heals of any cause do not wait for the healer DAG
+    scratch.sweep(ledger)  # and removes their scratch (local or file: scratch; remote stores by `healer sweep`)
     wait = lease_wait_seconds()
     deadline, seen = time.monotonic() + wait, None
     while True:
@@ -416,7 +419,9 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
         pipeline = bind_recorded_locations(manifest.pipeline(failure.pipeline), attempt.run)
         expectations = load_expectations(pipeline.expectations_path) if pipeline.expectations else []
         last_good = ledger.last_success(failure.pipeline, before_id=failure.run_id, repo=failure.repo)
-        sandboxes = _Sandboxes(spark, pipeline, last_good, expectations, policy)
+        # samples and sandbox outputs go where the cluster's executors can read them; removed at close
+        area = heal_area(spark, ledger.url, attempt.outcome.heal)
+        sandboxes = _Sandboxes(spark, pipeline, last_good, expectations, policy, area)
         try:
             # Sampling needs only the inputs: it runs while the evidence is gathered.
             sandboxes.for_patch(None).prepare_in_background()
@@ -439,21 +444,24 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
 class _Sandboxes:
     """One sandbox per input binding: a patch that moves an input runs on samples of where it now points."""
 
-    def __init__(self, spark, pipeline, last_good, expectations, policy):
+    def __init__(self, spark, pipeline, last_good, expectations, policy, area: Area | None = None):
         self.spark, self.pipeline, self.last_good = spark, pipeline, last_good
-        self.expectations, self.policy = expectations, policy
+        self.expectations, self.policy, self.area = expectations, policy, area
         self.by_binding: dict = {}
 
     def for_patch(self, patch) -> Sandbox:
         bound = candidate_pipeline(self.pipeline, patch) if patch is not None else self.pipeline
         key = binding_key(bound)
         if key not in self.by_binding:
-            self.by_binding[key] = Sandbox(self.spark, bound, self.last_good, self.expectations, self.policy)
+            self.by_binding[key] = Sandbox(self.spark, bound, self.last_good, self.expectations, self.policy,
+                                           area=self.area)
         return self.by_binding[key]
 
     def close(self) -> None:
         for sandbox in self.by_binding.values():
             sandbox.close()
+        if self.area is not None:
+            self.area.remove(self.spark)
 
 
 def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, fixers, log, llm) -> Validated | None:

@@ -180,8 +180,11 @@ class Settings:
                                       "a local directory for shadow outputs (removed after the heal)",
                                       shown="the sandbox's temp dir")
     scratch_uri: str | None = setting("HEALER_SCRATCH_URI", None, _text,
-                                      "a Hadoop-FS URI for sandbox scratch (shared storage on a cluster)",
-                                      shown="a local temp dir")
+                                      "where heals write what Spark reads back (samples, sandbox and shadow "
+                                      "outputs): any Hadoop-FS URI (`file:///shared/...`, `hdfs://`, `s3a://`); "
+                                      "required, and shared, when the Spark master is a cluster; each heal's "
+                                      "directory is removed after it (`healer sweep` if it died)",
+                                      shown="the local temp dir")
     # what a heal proposes
     null_tolerance: float = setting("HEALER_NULL_TOLERANCE", 0.10, _number(0.0, above=False),
                                     "allowed rise of a column's null fraction vs the last good run", shown="0.1")

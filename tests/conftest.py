@@ -11,7 +11,7 @@ import sys
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ROOT / "pipelines"
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as messages_server
-pytest_plugins = ["airflow_fixtures"]  # real Airflow for tests/test_airflow_*.py
+pytest_plugins = ["airflow_fixtures", "cluster_fixtures"]  # real Airflow; a Spark standalone cluster
 
 
 @pytest.fixture(autouse=True)

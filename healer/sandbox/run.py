@@ -36,6 +36,7 @@ from healer.sandbox import gate
 from healer.sandbox.isolation import Isolation, Worker, WorkerResult, check_isolation, isolation_from_env
 from healer.sandbox.readiness import Readiness, judge
 from healer.sandbox.shadow import Shadow, ShadowWorker, shadow_run, why_not
+from healer.scratch import Area
 from healer.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,12 +82,15 @@ class Sandbox:
     """
 
     def __init__(self, spark, pipeline: Pipeline, last_good: RunRecord | None, expectations: list,
-                 policy: Policy | None = None, workdir: Path | None = None, isolation: Isolation | None = None):
+                 policy: Policy | None = None, workdir: Path | None = None, isolation: Isolation | None = None,
+                 area: Area | None = None):
         self.spark, self.pipeline, self.last_good = spark, pipeline, last_good
         self.expectations, self.policy = expectations, policy or Policy()
         self.isolation = isolation or isolation_from_env()
         check_isolation(self.isolation)
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="healer-sandbox-"))
+        # ``area``: the heal's scratch (shared storage on a cluster); this sandbox takes a directory in it
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="healer-sandbox-", dir=area.local if area else None))
+        self.area = area or Area(self.workdir, self.workdir.resolve().as_uri())
         self._guard_output_location()
         self.inputs_dir = self.workdir / "inputs"
         self.inputs_dir.mkdir(parents=True, exist_ok=True)
@@ -157,8 +161,9 @@ class Sandbox:
             else:
                 self.sample_plan[name] = "all rows"
             df = df.limit(limit)
-            path = str(self._sample_path(name))
+            path = self.area.spark_path(self._sample_path(name))
             df.write.mode("overwrite").parquet(path)
+            self.area.pull(self.spark, self._sample_path(name))  # the worker reads a local copy
             sampled[name] = self.spark.read.parquet(path)
             self.sample_sizes[name] = sampled[name].count()
         self.frames = {name: sampled[name] for name in current}
@@ -258,7 +263,8 @@ class Sandbox:
             return Verdict(False, checks, sample_sizes=dict(self.sample_sizes), error=(message.splitlines() or [""])[0],
                            error_class=error_class, duration_s=time.monotonic() - t0, **base)
         checks.append(Check("runs", True, f"the job ran on the sample, isolated: {self.isolation.label}"))
-        output = self.spark.read.parquet(str(output_dir))
+        self.area.push(self.spark, output_dir)
+        output = self.spark.read.parquet(self.area.spark_path(output_dir))
         out_profile = profile(output)
         rows = out_profile["row_count"]
         audit = run_expectations(output, self.expectations)

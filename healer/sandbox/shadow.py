@@ -133,7 +133,8 @@ def shadow_run(sandbox, root: Path, input_rows: dict[str, int], started: ShadowW
             check = ShadowCheck("runs", False, f"{error_class}: {(message.splitlines() or [''])[0][:300]}")
             return Shadow(True, "the candidate failed on the full data", checks=(check,),
                           seconds=round(time.monotonic() - t0, 2), **base)
-        return _judge(sandbox, str(output_dir), t0, base)
+        sandbox.area.push(sandbox.spark, output_dir)
+        return _judge(sandbox, sandbox.area.spark_path(output_dir), t0, base)
     finally:
         shadow.close()
 
