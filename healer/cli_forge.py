@@ -9,10 +9,14 @@ from dataclasses import asdict
 
 def _cmd_sync(args) -> int:
     from healer.forges import sync
+    from healer.governance.verify import verify_after_sync
     from healer.ledger import Ledger
 
-    results = sync(Ledger(), forge=args.forge, revert_window_days=args.revert_window)
+    ledger = Ledger()
+    results = sync(ledger, forge=args.forge, revert_window_days=args.revert_window)
     errors = [r for r in results if r.error]
+    # merged fixes are watched from here; their next runs verify them (healer.governance.verify)
+    checked = verify_after_sync(ledger, results)
     if args.json:
         print(json.dumps([asdict(r) | {"changed": r.changed} for r in results]))
     else:
@@ -25,6 +29,8 @@ def _cmd_sync(args) -> int:
                 counts[r.after] = counts.get(r.after, 0) + 1
         moved = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no changes"
         print(f"synced {len(results) - len(errors)} of {len(results)} pull requests: {moved}")
+        for c in checked:
+            print(c.one_line())
     for r in errors:
         print(f"healer: {r.one_line()}", file=sys.stderr)
     return 1 if errors else 0

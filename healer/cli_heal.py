@@ -150,8 +150,12 @@ def _cmd_prs(args) -> int:
     prs = _forge().list(status=None if args.all else "open")
     if not prs:
         print("no pull requests" if args.all else "no open pull requests")
+    from healer.governance.verify import for_pr
+
+    forge = _forge()
     for pr in prs:
-        print(pr.one_line())
+        checked = for_pr(forge.ledger, pr.id) if pr.status in ("merged", "reverted") else None
+        print(pr.one_line() + (f"  [{checked.state}: {checked.reason}]" if checked else ""))
     return 0
 
 

@@ -127,7 +127,20 @@ def sweep(ledger: Ledger) -> list:
         log.warning("sweep: heal #%s of failure #%s abandoned: %s", a.heal_id, a.run_id, a.reason)
         if a.run_id is not None:
             queue.finish(ledger, a.run_id, heal_id=a.heal_id, outcome="abandoned")
+    _verify(ledger)
     return abandoned
+
+
+def _verify(ledger: Ledger) -> None:
+    """Merged Healer fixes against their next runs: verified, regressed (revert PR, breaker) or
+    unverified (healer.governance.verify). A problem there is logged; it never stops the sweep."""
+    from healer.governance.verify import check
+
+    try:
+        for checked in check(ledger):
+            log.info("verify: %s", checked.one_line())
+    except Exception as exc:  # noqa: BLE001 -- the sweep's own work (abandoned heals) matters more
+        log.warning("verify: %s", exc)
 
 
 def _log_lines(message: str) -> None:

@@ -91,6 +91,10 @@ def run_pipeline(
             record.error_message = record.error_message or "the run stopped on an unexpected error"
             record.finished_at = utcnow()
             ledger.finish_run(record)
+        # a merged Healer fix of this pipeline is verified (or found regressed) by its next run
+        from healer.governance.verify import on_run
+
+        on_run(ledger, record)
 
 
 def _run_stages(spark, manifest: Manifest, pipeline: Pipeline, expectations, record: RunRecord, ledger, t0, check):
