@@ -114,7 +114,7 @@ def run_demo(rows: int = 50000, keep: bool = False) -> int:
     print(f"success: {rerun.row_count} rows (the last good run had {good.row_count}) -> {rerun.output_location}")
 
     _say("Done", "\n".join([
-        f"heal timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in outcome.timings.items()),
+        "heal timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in outcome.timings.items()),
         f"demo total: {time.monotonic() - t_start:.0f}s",
         f"merge it with: HEALER_HOME={base / '.healer'} healer pr merge {pr.id}" if keep else
         "(the demo directory is removed; use --keep to keep it)",

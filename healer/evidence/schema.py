@@ -265,9 +265,6 @@ class FieldMove:
     def ambiguous(self) -> bool:
         return bool(self.rivals)
 
-    def dotted(self, which: str = "new") -> str:
-        return ".".join(self.new if which == "new" else self.old)
-
 
 def leaf_paths(schema: dict) -> dict[tuple[str, ...], str]:
     """Every leaf of a Spark schema JSON as a path of field names -> simple type (structs are

@@ -11,7 +11,6 @@ seconds without Spark. A few realistic warts are planted on purpose: replayed or
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ STATUSES = ["placed", "shipped", "delivered", "returned"]
 METHODS = ["card", "paypal", "bank_transfer", "voucher"]
 FIRST = ["ana", "ben", "chloe", "dev", "emil", "fatima", "george", "hana", "ivan", "julia", "kofi", "lena"]
 LAST = ["smith", "garcia", "muller", "rossi", "kowalski", "dubois", "jensen", "silva", "ng", "okafor"]
-EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def sizes(rows: int) -> dict[str, int]:
