@@ -4,12 +4,13 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 UV_VERSION := 0.9.5
 
-.PHONY: help install demo test test-fast test-cluster bench java jvm-cache clean
+.PHONY: help install demo test test-fast test-cluster bench bench-fleet java jvm-cache clean
 
 help:
 	@echo "make demo   - a pipeline breaks upstream and Healer opens a validated pull request"
 	@echo "make test   - the full test suite (real Spark, real git, real Great Expectations)"
 	@echo "make bench  - HealBench: broken-pipeline scenarios and the scorer"
+	@echo "make bench-fleet - a storm healed by Celery workers, and a fix on a Spark cluster, timed"
 
 $(BIN)/healer: setup.cfg requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,6 +43,10 @@ test-cluster: jvm-cache
 
 bench: jvm-cache
 	$(BIN)/python -m benchmarks.healbench
+
+# A storm over Airflow's Celery workers (PostgreSQL, Redis on this machine), and one fix on a Spark cluster.
+bench-fleet: jvm-cache
+	$(BIN)/python -m benchmarks.fleet
 
 clean:
 	rm -rf $(VENV) .healer .pytest_cache

@@ -124,13 +124,10 @@ def print_round(r: Round) -> None:
 
 
 def cluster_row() -> None:
+    from benchmarks import cluster_cost
+
     try:
-        from benchmarks import cluster_cost
-    except ImportError:
-        print("single rule fix, cluster vs local[*]: benchmarks/cluster_cost.py is not there yet")
-        return
-    try:
-        cluster_cost.print_single_fix()
+        print(cluster_cost.render(cluster_cost.measure(echo=lambda line: print(f"  {line}", flush=True))))
     except Exception as exc:
         print(f"single rule fix, cluster vs local[*]: {type(exc).__name__}: {exc}")
 

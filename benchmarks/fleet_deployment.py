@@ -268,7 +268,7 @@ def start(base: Path, *, workers: int = 2, concurrency: int = 4, healer_env: dic
         d.spawn("api-server", "api-server", "-H", "127.0.0.1", "-p", str(port), "-w", "1")
         d.spawn("scheduler", "scheduler")
         d.spawn("dag-processor", "dag-processor")
-        d.spawn("triggerer", "triggerer")  # runs the healer DAG's asset watcher, when it has one
+        d.spawn("triggerer", "triggerer", "--skip-serve-logs")  # the healer DAG's watcher of hand-offs
         for i in range(1, workers + 1):
             d.start_worker(f"w{i}", concurrency)
         _wait_healthy(d, timeout)
