@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from forgeserver import ForgeServer, Request, commits_since, head_of, make_remote, merge_in_bare, proposal, push_fix, \
-    revert_in_bare
+from forge_fixtures import no_forge_settings, pushed, remote, server, sleeps  # noqa: F401 -- shared fixtures
+from forgeserver import ForgeServer, Request, commits_since, head_of, merge_in_bare, proposal, push_fix, revert_in_bare
 from healer.errors import ConfigError, ForgeError
 from healer.fixers.base import FileEdit
 import healer.forges
@@ -84,7 +84,7 @@ class FakeGitHub:
                               "draft": bool(data.get("draft")), "merged": False, "merged_at": None,
                               "merge_commit_sha": None, "html_url": f"{WEB}/{REPO}/pull/{number}",
                               "head": {"ref": data["head"], "sha": sha}, "base": {"ref": data["base"]},
-                              "labels": [], "requested_reviewers": [], "requested_teams": []}
+                              "labels": [], "requested_reviewers": [], "requested_teams": [], "assignees": []}
         return 201, {}, self.pulls[number]
 
     def get_pull(self, req, number):
@@ -110,6 +110,11 @@ class FakeGitHub:
         pr = self.pulls[int(number)]
         pr["requested_reviewers"] += [{"login": u} for u in req.body.get("reviewers", [])]
         pr["requested_teams"] += [{"slug": t} for t in req.body.get("team_reviewers", [])]
+        return 201, {}, pr
+
+    def add_assignees(self, req, number):
+        pr = self.pulls[int(number)]
+        pr["assignees"] += [{"login": u} for u in req.body.get("assignees", [])]
         return 201, {}, pr
 
     def comment(self, req, number):
@@ -141,23 +146,11 @@ class FakeGitHub:
         ("PATCH", r"/pulls/(\d+)"): update_pull,
         ("POST", r"/issues/(\d+)/labels"): add_labels,
         ("POST", r"/pulls/(\d+)/requested_reviewers"): request_reviewers,
+        ("POST", r"/issues/(\d+)/assignees"): add_assignees,
         ("POST", r"/issues/(\d+)/comments"): comment,
         ("PUT", r"/pulls/(\d+)/merge"): merge_pull,
         ("GET", r"/commits"): list_commits,
     }
-
-
-@pytest.fixture(autouse=True)
-def no_forge_settings(monkeypatch):
-    """The developer's own forge settings must not leak into these tests."""
-    for name in ("HEALER_FORGE", "HEALER_FORGE_REPO", "HEALER_REVIEWERS", "GITHUB_TOKEN", "GITHUB_API_URL",
-                 "GITLAB_TOKEN", "GITLAB_API_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def remote(tmp_path):
-    return make_remote(tmp_path)
 
 
 @pytest.fixture
@@ -166,30 +159,9 @@ def fake(remote):
 
 
 @pytest.fixture
-def server(fake):
-    srv = ForgeServer(fake).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def sleeps():
-    return []
-
-
-@pytest.fixture
 def forge(ledger, server, sleeps):
     return GitHubForge(ledger, REPO, TOKEN, api_url=server.url, reviewers=["alice", "acme/data-eng"],
                        retry=Retry(attempts=4, backoff=1.0), sleep=sleeps.append, clock=lambda: NOW)
-
-
-def pushed(remote, tmp_path, name="rule_fix", **overrides) -> dict:
-    """Push the example's fix with Healer's workspace, as heal.py does before forge.open."""
-    args = proposal(name, **overrides)
-    from forgeserver import example
-
-    push_fix(remote[1], tmp_path, args["branch"], example(name)["patch"].edits)
-    return dict(args, remote=str(remote[0]))
 
 
 def test_open_makes_a_labelled_pull_request_with_reviewers_and_records_it(forge, server, fake, remote, tmp_path, ledger):
@@ -518,3 +490,18 @@ def test_unreachable_api_is_retried_then_one_line(ledger, remote, sleeps):
         forge.open(**dict(proposal("rule_fix"), remote=str(remote[0])))
     assert sleeps == [1.0, 2.0]
     assert f"GET {closed.url}/repos/{REPO}/pulls: ConnectError" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_policy_audience_is_requested_beside_the_settings_reviewers(forge, server, fake, remote, tmp_path):
+    from healer.forges.base import Audience
+
+    args = pushed(remote, tmp_path)
+    audience = Audience(reviewers=("bob", "acme/finance", "alice"), labels=("finance",), assignees=("dana",))
+    forge.open(**args, audience=audience)
+    labels = server.calls("POST", r"/issues/1/labels$")[0]
+    assert labels.body == {"labels": ["healer", "UNRESOLVED_COLUMN.WITH_SUGGESTION", "finance"]}
+    reviewers = server.calls("POST", r"/pulls/1/requested_reviewers$")[0]
+    assert reviewers.body == {"reviewers": ["alice", "bob"], "team_reviewers": ["data-eng", "finance"]}
+    assignees = server.calls("POST", r"/issues/1/assignees$")[0]
+    assert assignees.body == {"assignees": ["dana"]}
+    assert fake.pulls[1]["assignees"] == [{"login": "dana"}] and not forge.warnings

@@ -13,8 +13,9 @@ import re
 
 import pytest
 
-from forgeserver import ForgeServer, Request, commits_since, example, head_of, make_remote, merge_in_bare, proposal, \
-    push_fix, revert_in_bare
+from forge_fixtures import no_forge_settings, pushed, remote, server, sleeps  # noqa: F401 -- shared fixtures
+from forgeserver import ForgeServer, Request, commits_since, example, head_of, merge_in_bare, proposal, push_fix, \
+    revert_in_bare
 from healer.errors import ForgeError
 from healer.fixers.base import FileEdit
 from healer.forges import GitLabForge, LocalForge, Retry, get_forge, sync
@@ -84,6 +85,7 @@ class FakeGitLab:
                          "squash_commit_sha": None, "merged_at": None,
                          "labels": [x for x in (data.get("labels") or "").split(",") if x],
                          "reviewers": [{"id": i} for i in data.get("reviewer_ids", [])],
+                         "assignees": [{"id": i} for i in data.get("assignee_ids", [])],
                          "web_url": f"{WEB}/{PROJECT}/-/merge_requests/{iid}"}
         return 201, {}, self._mr(iid)
 
@@ -138,47 +140,15 @@ class FakeGitLab:
     }
 
 
-@pytest.fixture(autouse=True)
-def no_forge_settings(monkeypatch):
-    """The developer's own forge settings must not leak into these tests."""
-    for name in ("HEALER_FORGE", "HEALER_FORGE_REPO", "HEALER_REVIEWERS", "GITHUB_TOKEN", "GITHUB_API_URL",
-                 "GITLAB_TOKEN", "GITLAB_API_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def remote(tmp_path):
-    return make_remote(tmp_path)
-
-
 @pytest.fixture
 def fake(remote):
     return FakeGitLab(remote[0])
 
 
 @pytest.fixture
-def server(fake):
-    srv = ForgeServer(fake).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def sleeps():
-    return []
-
-
-@pytest.fixture
 def forge(ledger, server, sleeps):
     return GitLabForge(ledger, PROJECT, TOKEN, api_url=f"{server.url}/api/v4", reviewers=["alice", "carol"],
                        retry=Retry(attempts=4, backoff=0.5), sleep=sleeps.append, clock=lambda: NOW)
-
-
-def pushed(remote, tmp_path, name="rule_fix", **overrides) -> dict:
-    """Push the example's fix with Healer's workspace, as heal.py does before forge.open."""
-    args = proposal(name, **overrides)
-    push_fix(remote[1], tmp_path, args["branch"], example(name)["patch"].edits)
-    return dict(args, remote=str(remote[0]))
 
 
 def test_open_makes_a_labelled_merge_request_with_reviewers_and_records_it(forge, server, fake, remote, tmp_path, ledger):
@@ -334,3 +304,16 @@ def test_merged_pull_requests_are_watched_only_within_the_revert_window(forge, s
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31)
     assert sync(ledger, env=env, now=later, sleep=sleeps.append) == []
     assert len(sync(ledger, env=env, now=later, revert_window_days=40, sleep=sleeps.append)) == 1
+
+
+def test_policy_audience_is_requested_beside_the_settings_reviewers(forge, server, fake, remote, tmp_path):
+    from healer.forges.base import Audience
+
+    args = pushed(remote, tmp_path)
+    forge.open(**args, audience=Audience(reviewers=("bob",), labels=("finance",), assignees=("alice", "acme/ops")))
+    create = server.calls("POST", r"/merge_requests$")[0]
+    assert create.body["reviewer_ids"] == [7, 9]  # alice (HEALER_REVIEWERS), bob (the policy); carol is unknown
+    assert create.body["assignee_ids"] == [7]
+    assert create.body["labels"] == "healer,UNRESOLVED_COLUMN.WITH_SUGGESTION,finance"
+    assert fake.mrs[1]["assignees"] == [{"id": 7}]
+    assert any("assignee 'acme/ops' looks like a group" in w for w in forge.warnings)

@@ -15,7 +15,8 @@ import pytest
 from healer.cli import main
 from healer.errors import RunFailed
 from healer.forges import LocalForge
-from healer.governance import breaker, enforce
+from healer.forges.base import Audience
+from healer.governance import breaker, enforce, people
 from healer.heal import heal
 from healer.ledger import RunRecord, heals, prs, utcnow
 from healer.policy import Policy
@@ -184,7 +185,12 @@ def test_mode_draft_makes_the_pr_a_draft_saying_where(spark, ledger, pipeline_re
     org = tmp_path / "org.yml"
     org.write_text("healing:\n  budgets: {sandbox_seconds: 400}\n")
     monkeypatch.setenv("HEALER_POLICY_FILE", str(org))
-    set_policy(pipeline_repo, pipeline_level="mode: draft\n")
+    (pipeline_repo / ".github").mkdir()
+    (pipeline_repo / ".github" / "CODEOWNERS").write_text(
+        "# owners\n*.yml @platform\njobs/ @data-eng\n/jobs/revenue_*.sql @finance-lead @data-eng\n")
+    subprocess.run(["git", "add", ".github"], cwd=pipeline_repo, check=True)
+    set_policy(pipeline_repo, repo_level="pull_requests: {reviewers: [alice], labels: [healer-policy]}\n",
+               pipeline_level="mode: draft\npull_requests: {assignees: [bob]}\n")
     break_it(spark, ledger, pipeline_repo, lambda d: drift.rename_column(d, "order_items", "unit_price", "item_price"))
     outcome = heal(pipeline_repo, PIPELINE, spark=spark, ledger=ledger)
     assert outcome.status == "proposed" and outcome.fixer == "rule:renamed_column", outcome.reason
@@ -194,3 +200,18 @@ def test_mode_draft_makes_the_pr_a_draft_saying_where(spark, ledger, pipeline_re
     pr = LocalForge(ledger).get(outcome.pr)
     assert pr.draft
     assert pr.body.startswith(f"> **Draft by policy:** mode draft set by {where}: every pull request is a draft.")
+    # the local forge has no code owner review of its own: the job's owners are added as reviewers
+    assert people.audience_of(ledger, pr.id) == Audience(reviewers=("alice", "finance-lead", "data-eng"),
+                                                         labels=("healer-policy",), assignees=("bob",))
+    sources = {r["name"]: r["source"] for r in ledger.select(people.audience_rows)}
+    assert sources["alice"] == "healer.yml:healing.pull_requests.reviewers"
+    assert sources["finance-lead"] == ".github/CODEOWNERS:4"
+
+
+def test_code_owners_last_matching_line_wins(tmp_path):
+    (tmp_path / "CODEOWNERS").write_text("* @everyone\n*.sql @sql-team\n/jobs/ @jobs-team\n"
+                                         "docs/**/*.md @docs # trailing comment\n[Section]\nsecret.sql\n")
+    found = people.code_owners(tmp_path, ["jobs/a.sql", "lib/b.sql", "x/docs/y/z.md", "healer.yml", "secret.sql"])
+    assert found == {"jobs-team": "CODEOWNERS:3", "sql-team": "CODEOWNERS:2", "everyone": "CODEOWNERS:1"}
+    assert people.code_owners(tmp_path, ["docs/a/b.md"]) == {"docs": "CODEOWNERS:4"}
+    assert people.code_owners(tmp_path / "nowhere", ["a.sql"]) == {}

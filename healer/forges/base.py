@@ -6,6 +6,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+@dataclass(frozen=True)
+class Audience:
+    """Who a pull request is put in front of, beyond the forge's own settings: the policy's reviewers,
+    labels and assignees, and code owners of the files it changes where the forge does not add them itself."""
+
+    reviewers: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    assignees: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.reviewers or self.labels or self.assignees)
+
+
 @dataclass
 class PullRequest:
     id: int
@@ -34,6 +47,10 @@ class Forge(Protocol):
     name: str
     SUPPORTS_DRAFTS: bool
     SUPPORTS_MERGE: bool
+    # takes ``audience=`` in open() and requests those reviewers and assignees through the forge's API
+    SUPPORTS_AUDIENCE: bool
+    # the forge requests reviews from CODEOWNERS itself (GitHub); elsewhere Healer adds the owners
+    REQUESTS_CODE_OWNERS: bool
 
     def open(self, *, title: str, body: str, branch: str, base: str, remote: str, draft: bool,
              pipeline: str, fingerprint: str, heal_id: int | None) -> PullRequest: ...

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 
 from healer.errors import ForgeError
+from healer.forges.base import Audience
 from healer.forges.remote import Api, ApiError, RemoteForge, RemoteState, Retry, parse_remote, reverts, \
     reviewers_from, since
 from healer.ledger import Ledger
@@ -73,6 +74,7 @@ class GitHubForge(RemoteForge):
 
     name = "github"
     label = "GitHub"
+    REQUESTS_CODE_OWNERS = True  # GitHub asks the CODEOWNERS of changed files itself (branch protection)
 
     def __init__(self, ledger: Ledger, repo: str, token: str, *, api_url: str = DEFAULT_API_URL,
                  reviewers: Sequence[str] = (), transport: httpx.BaseTransport | None = None, retry: Retry = Retry(),
@@ -117,7 +119,7 @@ class GitHubForge(RemoteForge):
                                  what=f"look for an open pull request from {branch}")
         return self._state(found[0]) if found else None
 
-    def _create(self, title, body, branch, base, draft, labels) -> RemoteState:
+    def _create(self, title, body, branch, base, draft, labels, audience: Audience) -> RemoteState:
         payload = {"title": title, "head": branch, "base": base, "body": body, "draft": bool(draft)}
         what = f"open a pull request {branch} -> {base} in {self.project}"
         try:
@@ -130,18 +132,26 @@ class GitHubForge(RemoteForge):
         payload.update(draft=False, title=DRAFT_PREFIX + title)
         return self._state(self.api.request("POST", f"{self.path}/pulls", json=payload, what=what))
 
-    def _after_create(self, state: RemoteState, labels: list[str]) -> None:
+    def _after_create(self, state: RemoteState, labels: list[str], audience: Audience) -> None:
+        # Code owners are not added here: GitHub requests their reviews itself when the branch
+        # protection asks for it (REQUESTS_CODE_OWNERS).
         self._label(state.number, labels)
-        users = [r for r in self.reviewers if "/" not in r]
-        teams = [r.split("/", 1)[1] for r in self.reviewers if "/" in r]
-        if not (users or teams):
-            return
-        try:
-            self.api.request("POST", f"{self.path}/pulls/{state.number}/requested_reviewers",
-                             json={"reviewers": users, "team_reviewers": teams},
-                             what=f"request reviews on pull request #{state.number}")
-        except ApiError as exc:  # e.g. a reviewer without access: the pull request still stands
-            self._warn(str(exc))
+        users = [r for r in audience.reviewers if "/" not in r]
+        teams = [r.split("/", 1)[1] for r in audience.reviewers if "/" in r]
+        if users or teams:
+            try:
+                self.api.request("POST", f"{self.path}/pulls/{state.number}/requested_reviewers",
+                                 json={"reviewers": users, "team_reviewers": teams},
+                                 what=f"request reviews on pull request #{state.number}")
+            except ApiError as exc:  # e.g. a reviewer without access: the pull request still stands
+                self._warn(str(exc))
+        if audience.assignees:
+            try:
+                self.api.request("POST", f"{self.path}/issues/{state.number}/assignees",
+                                 json={"assignees": list(audience.assignees)},
+                                 what=f"assign pull request #{state.number}")
+            except ApiError as exc:
+                self._warn(str(exc))
 
     def _label(self, number: str, labels: list[str]) -> None:
         try:

@@ -27,6 +27,7 @@ from urllib.parse import quote, urlsplit
 
 
 from healer.errors import ForgeError
+from healer.forges.base import Audience
 from healer.forges.remote import Api, ApiError, RemoteForge, RemoteState, Retry, parse_remote, reverts, \
     reviewers_from, since
 from healer.ledger import Ledger
@@ -122,11 +123,11 @@ class GitLabForge(RemoteForge):
                                  what=f"look for an open merge request from {branch}")
         return self._state(found[0]) if found else None
 
-    def _reviewer_ids(self) -> list[int]:
+    def _user_ids_of(self, names, role: str = "reviewer") -> list[int]:
         ids = []
-        for name in self.reviewers:
+        for name in names:
             if "/" in name:
-                self._warn(f"GitLab: reviewer '{name}' looks like a group; merge requests take users only")
+                self._warn(f"GitLab: {role} '{name}' looks like a group; merge requests take users only")
                 continue
             if name not in self._user_ids:
                 try:
@@ -136,17 +137,20 @@ class GitLabForge(RemoteForge):
                     users = None
                 self._user_ids[name] = users[0]["id"] if users else None
                 if users == []:
-                    self._warn(f"GitLab: no user '{name}' to request a review from")
+                    self._warn(f"GitLab: no user '{name}' to make {role}")
             if self._user_ids[name] is not None:
                 ids.append(self._user_ids[name])
         return ids
 
-    def _create(self, title, body, branch, base, draft, labels) -> RemoteState:
+    def _create(self, title, body, branch, base, draft, labels, audience: Audience) -> RemoteState:
         payload = {"source_branch": branch, "target_branch": base, "title": (DRAFT_PREFIX if draft else "") + title,
                    "description": body, "labels": ",".join(labels), "remove_source_branch": True}
-        reviewer_ids = self._reviewer_ids()
+        reviewer_ids = self._user_ids_of(audience.reviewers)
         if reviewer_ids:
             payload["reviewer_ids"] = reviewer_ids
+        assignee_ids = self._user_ids_of(audience.assignees, "assignee")
+        if assignee_ids:
+            payload["assignee_ids"] = assignee_ids
         return self._state(self.api.request("POST", self._mr(), json=payload,
                                             what=f"open a merge request {branch} -> {base} in {self.project}"))
 

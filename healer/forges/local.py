@@ -23,6 +23,8 @@ class LocalForge:
     name = "local"
     SUPPORTS_DRAFTS = True
     SUPPORTS_MERGE = True
+    SUPPORTS_AUDIENCE = False  # the ledger is the forge: healer.governance.people records who was asked
+    REQUESTS_CODE_OWNERS = False
 
     def __init__(self, ledger: Ledger):
         self.ledger = ledger

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 
 from healer.errors import ApiError, ForgeError  # ApiError is imported from here too
-from healer.forges.base import PullRequest
+from healer.forges.base import Audience, PullRequest
 from healer.ledger import Ledger, as_utc, prs, utcnow
 from healer.settings import Settings
 
@@ -308,6 +308,8 @@ class RemoteForge:
     label = "Remote"
     SUPPORTS_DRAFTS = True
     SUPPORTS_MERGE = True
+    SUPPORTS_AUDIENCE = True
+    REQUESTS_CODE_OWNERS = False
 
     def __init__(self, ledger: Ledger, api: Api, project: str, reviewers: Sequence[str] = ()):
         self.ledger, self.api, self.project = ledger, api, project
@@ -316,19 +318,22 @@ class RemoteForge:
 
     # -- the Forge protocol -----------------------------------------------------------
     def open(self, *, title: str, body: str, branch: str, base: str, remote: str, draft: bool, pipeline: str,
-             fingerprint: str, heal_id: int | None = None, labels: Sequence[str] | None = None) -> PullRequest:
+             fingerprint: str, heal_id: int | None = None, labels: Sequence[str] | None = None,
+             audience: Audience = Audience()) -> PullRequest:
         """Open a pull request for a pushed branch, or update the open one for the same cause.
 
         An open pull request from ``branch`` (the branch name carries the fingerprint) gets
         the new title and body and a comment saying a new commit was pushed. When the forge
         keeps failing, the pull request is recorded as ``pending`` and a ForgeError says so.
+        ``audience``: the policy's reviewers (beside HEALER_REVIEWERS), labels and assignees.
         """
-        labels = labels_for(body, labels)
+        labels = labels_for(body, [*(labels if labels is not None else labels_for(body)[1:]), *audience.labels])
+        audience = Audience(tuple(dict.fromkeys([*self.reviewers, *audience.reviewers])), (), audience.assignees)
         values = dict(forge=self.name, heal_id=heal_id, pipeline=pipeline, fingerprint=fingerprint, remote=remote,
                       branch=branch, base=base, title=title, body=body, draft=draft)
         row = self._row(fingerprint=fingerprint, remote=remote)
         try:
-            state = self._open_or_update(title, body, branch, base, draft, labels, heal_id)
+            state = self._open_or_update(title, body, branch, base, draft, labels, heal_id, audience)
         except ForgeError as exc:
             pr_id = self._save(row, values, "pending")
             raise ForgeError(f"{exc} -- branch {branch} is pushed; the pull request is kept as pending #{pr_id} "
@@ -381,11 +386,12 @@ class RemoteForge:
         return state.status
 
     # -- the decision ---------------------------------------------------------------------
-    def _open_or_update(self, title, body, branch, base, draft, labels, heal_id) -> RemoteState:
+    def _open_or_update(self, title, body, branch, base, draft, labels, heal_id,
+                        audience: Audience = Audience()) -> RemoteState:
         existing = self._find_open(branch, base)
         if existing is None:
             try:
-                created = self._create(title, body, branch, base, draft, labels)
+                created = self._create(title, body, branch, base, draft, labels, audience)
             except ApiError as exc:
                 # A POST retried after a lost answer, or a heal racing us, already opened it.
                 if exc.status not in (409, 422) or "already exists" not in exc.detail.lower():
@@ -394,7 +400,7 @@ class RemoteForge:
                 if existing is None:
                     raise
             else:
-                self._after_create(created, labels)
+                self._after_create(created, labels, audience)
                 return created
         theirs = fingerprint_in(existing.body)
         if theirs and theirs != fingerprint_in(body):
@@ -450,11 +456,11 @@ class RemoteForge:
     def _find_open(self, branch: str, base: str) -> RemoteState | None:
         raise NotImplementedError
 
-    def _create(self, title, body, branch, base, draft, labels) -> RemoteState:
+    def _create(self, title, body, branch, base, draft, labels, audience: Audience) -> RemoteState:
         raise NotImplementedError
 
-    def _after_create(self, state: RemoteState, labels: list[str]) -> None:
-        """Labels and reviewers, where the API sets them apart; failures only warn."""
+    def _after_create(self, state: RemoteState, labels: list[str], audience: Audience) -> None:
+        """Labels, reviewers and assignees, where the API sets them apart; failures only warn."""
 
     def _update(self, state: RemoteState, title, body, draft, labels) -> RemoteState:
         raise NotImplementedError
