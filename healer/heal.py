@@ -25,7 +25,7 @@ from healer.fixers import default_fixers, propose_all
 from healer.fixers.binding import binding_key, candidate_pipeline
 from healer.fixers.llm import LLMFixer
 from healer.forges import get_forge
-from healer.governance import enforce, trail
+from healer.governance import enforce, people, trail
 from healer.governance.effective import Effective
 from healer.ledger import Lease, Ledger, candidates, heals, lease_wait_seconds, utcnow
 from healer.manifest import load_manifest
@@ -594,9 +594,13 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
                                                       draft_below=policy.draft_below if verdict_draft else None)
         if by_policy is not None:
             body = f"> **Draft by policy:** {by_policy.removeprefix('policy: ')}.\n\n{body}"
+        audience, sources = people.audience_for(lead.attempt.rules, workspace.path,
+                                                sorted({f for v in group for f in v.patch.files}), forge)
+        asked = dict(audience=audience) if audience and getattr(forge, "SUPPORTS_AUDIENCE", False) else {}
         pr = forge.open(title=redact(title), body=redact(body), branch=branch, base=workspace.base_branch, remote=workspace.remote_url,
                         draft=draft, pipeline=",".join(v.attempt.failure.pipeline for v in group),
-                        fingerprint=fingerprint, heal_id=lead.attempt.outcome.heal)
+                        fingerprint=fingerprint, heal_id=lead.attempt.outcome.heal, **asked)
+        people.record(ledger, pr.id, audience, sources)
         trail.pr_proposed(ledger, pr)
     for v in group:
         o = v.attempt.outcome
