@@ -4,6 +4,7 @@ decodes the real protobuf payloads."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import subprocess
@@ -22,6 +23,7 @@ from healer.runner.run import run_pipeline
 from messages_server import MessagesServer, tool_answer
 from otlpserver import OtlpReceiver
 from pipelines import drift
+from test_lease import pg_url  # noqa: F401 -- a fresh PostgreSQL database per test
 
 TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$")
 STAGES = ["healer.triage", "healer.lease", "healer.workspace", "healer.evidence", "healer.fixers", "healer.sandbox",
@@ -108,6 +110,52 @@ def test_traceparent_of_an_airflow_task_try():
     forged = TaskInstance(id=uuid.uuid4(), task_id="t", dag_id="d", run_id="r", try_number=1,
                           dag_version_id=uuid.uuid4(), context_carrier={"traceparent": "00-<script>-x-01"})
     assert telemetry.traceparent_of(forged) is None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_ledger(request, tmp_path):
+    from healer.ledger import Ledger
+
+    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url"))
+
+
+def test_the_ledger_figures_count_every_heal_once_and_render_as_prometheus_text(any_ledger):
+    from healer.ledger import heals, prs
+    from healer.telemetry import prometheus
+    from healer.telemetry.figures import ledger_figures
+
+    led, t0 = any_ledger, utcnow()
+    failed = led.start_run(RunRecord(pipeline="p", repo="/r", status="failed", started_at=t0, finished_at=t0))
+    odd = 'rule:"odd"\\name\nx'  # label values are escaped, whatever a fixer is called
+    first = led.insert(heals, run_id=failed.id, pipeline="p", status="proposed", fixer=odd, category="unresolved_column",
+                       outcome={"duplicate": False, "timings": {"sandbox": 12.5}})
+    pr = led.insert(prs, forge="local", heal_id=first, status="open", draft=False, created_at=t0 + dt.timedelta(seconds=42))
+    led.update(heals, first, pr_id=pr)
+    led.insert(heals, run_id=failed.id, pipeline="p", status="proposed", category="unresolved_column", pr_id=pr,
+               outcome={"duplicate": True})  # waited for the first: no time to PR of its own
+    led.insert(heals, run_id=failed.id, pipeline="p", status="declined", category="unresolved_column",
+               outcome={"timings": {"sandbox": 0.5}, "llm": {"usage": {"input_tokens": 1200, "output_tokens": 200,
+                                                                     "cost_usd": 0.0066}}})
+    led.insert(heals, run_id=failed.id, pipeline="p", status="error", category="missing_table",
+               outcome={"llm": {"usage": {"input_tokens": "many", "cost_usd": "lots"}}})  # junk counts as nothing
+    led.insert(prs, forge="local", heal_id=None, status="merged", draft=True, created_at=t0)
+
+    f = ledger_figures(led)
+    assert f.heal_count() == 4 and f.heal_count(status="proposed") == 2 and f.heal_count(fixer=odd) == 1
+    assert (f.time_to_pr.count, f.time_to_pr.total) == (1, 42.0)
+    assert dict(f.tokens) == {"input": 1200, "output": 200, "cache_creation_input": 0, "cache_read_input": 0}
+    assert (f.cost_usd, f.sandbox_s) == (0.0066, 13.0)
+    assert f.prs == (("merged", True, 1), ("open", False, 1))
+    text = prometheus.render(f)
+    assert text.endswith("\n") and "# TYPE healer_time_to_pr_seconds histogram" in text
+    prom = _prometheus(text)
+    key = (("category", "unresolved_column"), ("fixer", 'rule:\\"odd\\"\\\\name\\nx'), ("status", "proposed"))
+    assert prom[("healer_heals_total", key)] == 1
+    assert prom[("healer_heals_total", (("category", "missing_table"), ("fixer", ""), ("status", "error")))] == 1
+    buckets = {dict(k[1])["le"]: v for k, v in prom.items() if k[0] == "healer_time_to_pr_seconds_bucket"}
+    assert (buckets["30"], buckets["45"], buckets["+Inf"]) == (0, 1, 1)
+    assert prom[("healer_model_cost_usd_total", ())] == 0.0066 and prom[("healer_sandbox_seconds_total", ())] == 13
+    assert prom[("healer_prs", (("draft", "true"), ("state", "merged")))] == 1
 
 
 def _children(spans) -> dict:

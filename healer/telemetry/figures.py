@@ -116,10 +116,8 @@ class LedgerFigures:
 
 def ledger_figures(ledger: Ledger) -> LedgerFigures:
     """The totals of every heal in the ledger, its PRs by state and its fixes by verification."""
-    cols = (heals.c.id, heals.c.run_id, heals.c.status, heals.c.fixer, heals.c.category, heals.c.pr_id,
-            heals.c.outcome)
     with ledger.engine.connect() as conn:
-        heal_rows = [dict(r) for r in conn.execute(sa.select(*cols).order_by(heals.c.id)).mappings()]
+        heal_rows = [_heal_row(r) for r in conn.execute(_HEALS_QUERY).mappings()]
         pr_rows = {r["id"]: dict(r) for r in conn.execute(
             sa.select(prs.c.id, prs.c.heal_id, prs.c.created_at)).mappings()}
         failed = {r["id"]: dict(r) for r in conn.execute(
@@ -136,6 +134,22 @@ def ledger_figures(ledger: Ledger) -> LedgerFigures:
         cost_usd=round(sum(f.cost_usd for f in each), 6),
         sandbox_s=round(sum(f.sandbox_s for f in each), 3),
         prs=pr_states(ledger), verification=verification(ledger))
+
+
+# Only the few outcome fields the figures read, extracted by the database: an outcome holds the
+# heal's whole evidence, and decoding thousands of them made a scrape take seconds.
+_OUTCOME_FIELDS = {"duplicate": ("duplicate",), "sandbox": ("timings", "sandbox"), "cost_usd": ("llm", "usage", "cost_usd"),
+                   **{f"{t}_tokens": ("llm", "usage", f"{t}_tokens") for t in TOKEN_TYPES}}
+_HEALS_QUERY = sa.select(heals.c.id, heals.c.run_id, heals.c.status, heals.c.fixer, heals.c.category, heals.c.pr_id,
+                         *(heals.c.outcome[path].as_json().label(name) for name, path in _OUTCOME_FIELDS.items())
+                         ).order_by(heals.c.id)
+
+
+def _heal_row(row) -> dict:
+    """A heal row as ``heal_figures`` reads it, its outcome cut down to the extracted fields."""
+    usage = {k: row[k] for k in _OUTCOME_FIELDS if k.endswith("_tokens") or k == "cost_usd"}
+    outcome = {"duplicate": row["duplicate"], "timings": {"sandbox": row["sandbox"]}, "llm": {"usage": usage}}
+    return {k: row[k] for k in ("id", "run_id", "status", "fixer", "category", "pr_id")} | {"outcome": outcome}
 
 
 def pr_states(ledger: Ledger) -> tuple[tuple[str, bool, int], ...]:
