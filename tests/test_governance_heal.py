@@ -215,3 +215,40 @@ def test_code_owners_last_matching_line_wins(tmp_path):
     assert found == {"jobs-team": "CODEOWNERS:3", "sql-team": "CODEOWNERS:2", "everyone": "CODEOWNERS:1"}
     assert people.code_owners(tmp_path, ["docs/a/b.md"]) == {"docs": "CODEOWNERS:4"}
     assert people.code_owners(tmp_path / "nowhere", ["a.sql"]) == {}
+
+
+def test_daily_model_budgets_skip_the_model_with_the_reason(ledger, tmp_path, monkeypatch):
+    from healer.fixers.llm import LLMFixer
+    from healer.governance import audit
+    from healer.governance.effective import effective
+    from healer.llm_client import LLMConfig
+
+    org = tmp_path / "org.yml"
+    org.write_text("healing:\n  budgets: {model_tokens_per_day: 10000, model_cost_usd_per_day: 1.5}\n")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "healer.yml").write_text("pipelines: {}\nhealing:\n  budgets: {model_tokens_per_day: 3000}\n")
+    rules = effective(repo, PIPELINE, Policy(), org=org)
+    llm = LLMFixer(LLMConfig(api_key="test-key", base_url=None))
+
+    def spend(repo_path, tokens, cost, when=None):
+        event = audit.record(ledger, None, audit.Action.MODEL_REQUEST, pipeline=PIPELINE, repo=str(repo_path),
+                             model="claude-sonnet-4-5", input_tokens=tokens, output_tokens=0, cost_usd=cost,
+                             prompt_sha256="0" * 64)
+        if when is not None:
+            ledger.update(audit.audit_events, event.id, at=when)
+
+    assert enforce.gate_model(llm, ledger, rules, PIPELINE, str(repo)) is llm
+    spend(repo, 2500, 0.1, when=utcnow().replace(hour=0, minute=0) - __import__("datetime").timedelta(hours=1))
+    spend(tmp_path / "other-repo", 6000, 0.2)  # another repo's spend counts org-wide only
+    assert enforce.gate_model(llm, ledger, rules, PIPELINE, str(repo)) is llm  # yesterday's 2500 do not count
+    spend(repo, 3000, 0.3)
+    off = enforce.gate_model(llm, ledger, rules, PIPELINE, str(repo))
+    assert not off.enabled and off.off_reason() == (
+        "policy: budget: 3,000 model tokens spent today (UTC, this repo), the most "
+        "healer.yml:healing.budgets.model_tokens_per_day allows (3,000); the model fixer is skipped")
+    other = effective(repo, PIPELINE, Policy(), org=org)
+    spend(tmp_path / "other-repo", 0, 1.2)  # org-wide: 9000 tokens, $1.70
+    reason = enforce.gate_model(llm, ledger, other, PIPELINE, str(tmp_path / "third-repo")).off_reason()
+    assert reason == (f"policy: budget: $1.70 of model requests today (UTC, org-wide), the most "
+                      f"{org}:healing.budgets.model_cost_usd_per_day allows ($1.50); the model fixer is skipped")
