@@ -29,21 +29,8 @@ def _cmd_audit(args) -> int:
     print(f"{'at (UTC)':<23}  {'heal':>5}  {'action':<16}  detail")
     for e in found:
         heal = f"#{e.heal_id}" if e.heal_id is not None else "-"
-        print(f"{e.at:%Y-%m-%d %H:%M:%S.%f}"[:23] + f"  {heal:>5}  {e.action.value:<16}  {summary(e.detail)}")
+        print(f"{e.at:%Y-%m-%d %H:%M:%S.%f}"[:23] + f"  {heal:>5}  {e.action.value:<16}  {e.summary()}")
     return 0
-
-
-def summary(detail, width: int = 110) -> str:
-    """An event's detail on one line: key=value, long values shortened."""
-    parts = []
-    for key, value in detail.items():
-        if value in (None, "", [], {}):
-            continue
-        text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
-        text = " ".join(text.split())
-        parts.append(f"{key}={text[:60] + '…' if len(text) > 60 else text}")
-    line = " ".join(parts)
-    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _cmd_verify(args) -> int:

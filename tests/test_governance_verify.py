@@ -16,6 +16,7 @@ import sys
 import pyarrow.compute as pc
 import pytest
 
+from healer.airflow import pages, views
 from healer.errors import RunFailed
 from healer.forges import LocalForge
 from healer.governance import audit, breaker, verify
@@ -72,6 +73,11 @@ def test_a_merged_fix_is_watched_then_unverified_past_the_window_then_verified_b
     trail = [json.loads(line) for line in _cli("audit", "--heal", str(outcome.heal), "--json").stdout.splitlines()]
     assert [e["detail"]["state"] for e in trail if e["action"] == "verification"] == \
         ["watching", "unverified", "verified"]
+    # the Airflow heal page: a verification line and the audit timeline
+    html = pages.render("heal", prefix="/healer", user="u", h=views.heal_detail(ledger, outcome.heal))
+    assert '<dd id="verification"><span class="badge verified">verified</span> run #' in html
+    timeline = html.split('<table id="audit">')[1].split("</table>")[0]
+    assert timeline.count("<tr>") == len(trail) + 1 and timeline.index("clone") < timeline.index("pr_merged")
 
 
 def test_a_merged_fix_whose_next_run_fails_its_expectations_regresses_with_a_revert_pr_and_the_breaker(

@@ -42,9 +42,9 @@ _BASE = """<!doctype html>
   a { color: #1b5fc1; }
   .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600;
            background: #eef0f3; color: var(--muted); }
-  .proposed, .pass, .open, .merged, .done, .triggered { background: #e3f4e8; color: var(--ok); }
-  .declined, .skipped, .waiting, .healing, .draft, .pending { background: #fdf3d8; color: var(--warn); }
-  .error, .FAIL, .closed, .reverted { background: #fde7e5; color: var(--bad); }
+  .proposed, .pass, .open, .merged, .done, .triggered, .verified { background: #e3f4e8; color: var(--ok); }
+  .declined, .skipped, .waiting, .healing, .draft, .pending, .watching, .unverified { background: #fdf3d8; color: var(--warn); }
+  .error, .FAIL, .closed, .reverted, .regressed { background: #fde7e5; color: var(--bad); }
   pre { background: var(--bg); border: 1px solid var(--line); padding: 10px 12px; overflow-x: auto; font-size: 12.5px;
         white-space: pre-wrap; word-break: break-word; }
   .diff .add { color: var(--ok); } .diff .del { color: var(--bad); } .diff .hunk { color: #6f42c1; }
@@ -100,6 +100,7 @@ _HEAL = """{% extends "base" %}{% from "diff" import diff %}
   <dt>fixer</dt><dd>{{ h.fixer or "none" }}{% if h.confidence is not none %} · confidence {{ "%.2f"|format(h.confidence) }}{% endif %}</dd>
   <dt>pull request</dt><dd>{% if h.pr %}<a href="{{ h.pr.href }}">PR #{{ h.pr.id }}: {{ h.pr.title }}</a> <span class="badge {{ h.pr.status }}">{{ h.pr.status }}</span> · branch <code>{{ h.pr.branch }}</code>{% else %}none{% endif %}</dd>
   <dt>time to PR</dt><dd>{{ h.time_to_pr or "—" }}</dd>
+  {% if h.verification %}<dt>after the merge</dt><dd id="verification"><span class="badge {{ h.verification.state }}">{{ h.verification.state }}</span> {{ h.verification.reason }}</dd>{% endif %}
   <dt>fingerprint</dt><dd><code>{{ h.fingerprint or "" }}</code></dd>
 </dl>
 {% set f = h.failure_run %}
@@ -146,6 +147,8 @@ _HEAL = """{% extends "base" %}{% from "diff" import diff %}
 {% for k, v in h.timings.items() %}<tr><td>{{ k }}</td><td>{{ v }}</td></tr>{% endfor %}</table>{% endif %}
 {% if h.handoffs %}<h2>Hand-offs</h2><table><tr><th>status</th><th>from</th><th>healer run</th><th>note</th></tr>
 {% for x in h.handoffs %}<tr><td><span class="badge {{ x.status }}">{{ x.status }}</span></td><td>{{ x.source }} · {{ x.dag_id }}.{{ x.task_id }} try {{ x.try_number }}</td><td>{{ x.healer_dag_id or "" }} {{ x.healer_run_id or "" }}</td><td class="muted">{{ x.error or "" }}</td></tr>{% endfor %}</table>{% endif %}
+{% if h.audit %}<h2>Audit trail</h2><table id="audit"><tr><th>at (UTC)</th><th>action</th><th>detail</th></tr>
+{% for e in h.audit %}<tr><td>{{ e.at[:23] }}</td><td>{{ e.action }}</td><td class="muted">{{ e.summary }}</td></tr>{% endfor %}</table>{% endif %}
 {% if h.pr_body %}<details><summary>Pull request body</summary><pre>{{ h.pr_body }}</pre></details>{% endif %}
 {% endblock %}
 """

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from healer.airflow import queue
 from healer.airflow.links import heal_path, pr_path
+from healer.governance import trail
 from healer.ledger import Ledger, as_utc, candidates, heals, jsonable, prs, runs
 from healer.redact import redact_json
 
@@ -117,6 +118,7 @@ def heal_detail(ledger: Ledger, heal_id: int) -> dict | None:
     data["evidence"] = _evidence(ledger, run)
     data["pr_body"] = pr.get("body") if pr else None
     data["handoffs"] = [_handoff_json(h) for h in queue.for_run(ledger, heal["run_id"])] if run else []
+    data.update(trail.page(ledger, heal_id))  # verification state and the audit timeline
     return redact_json(jsonable(data))
 
 

@@ -83,6 +83,18 @@ class AuditEvent:
     action: Action
     detail: Mapping[str, Any]
 
+    def summary(self, width: int = 110) -> str:
+        """The detail on one line (key=value, long values shortened), for the CLI table and the heal page."""
+        parts = []
+        for key, value in self.detail.items():
+            if value in (None, "", [], {}):
+                continue
+            text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
+            text = " ".join(text.split())
+            parts.append(f"{key}={text[:60] + '…' if len(text) > 60 else text}")
+        line = " ".join(parts)
+        return line if len(line) <= width else line[: width - 1] + "…"
+
     def to_json(self) -> dict:
         """One JSON Lines record, as a SIEM takes it."""
         return {"id": self.id, "heal_id": self.heal_id, "pipeline": self.pipeline, "repo": self.repo,

@@ -138,6 +138,17 @@ def pr_proposed(ledger: Ledger, pr) -> None:
     pr_event(ledger, pr, Action.PR_UPDATED if again else Action.PR_OPENED, status=pr.status, title=pr.title)
 
 
+def page(ledger: Ledger, heal_id: int) -> dict:
+    """What the Airflow heal page shows of governance: the verification line and the audit timeline."""
+    from healer.governance import verify
+    from healer.governance.audit import events
+
+    checked = verify.state(ledger, heal_id)
+    return {"verification": checked.to_json() if checked else None,
+            "audit": [{"at": e.at.isoformat(timespec="milliseconds"), "action": e.action.value,
+                       "summary": e.summary()} for e in events(ledger, heal_id=heal_id, limit=500)]}
+
+
 def input_bytes(path: str | None) -> int | None:
     """Bytes of a local input (a file, or every file under a folder); None where unknown (tables, remote stores)."""
     if not path or "://" in path and not path.startswith("file:"):
