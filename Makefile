@@ -34,8 +34,10 @@ demo: jvm-cache
 test: jvm-cache
 	$(BIN)/python -m pytest -q tests
 
+# No Spark, no JVM: tests/conftest.py marks every test that uses the spark fixture, and makes any
+# other JVM start (in-process or in a subprocess) fail, naming the test to mark.
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -m "not slow and not spark" tests
 
 # A Spark standalone master and worker on 127.0.0.1 (also part of `make test`).
 test-cluster: jvm-cache

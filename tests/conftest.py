@@ -14,6 +14,49 @@ sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as messages_
 pytest_plugins = ["airflow_fixtures", "cluster_fixtures"]  # real Airflow; a Spark standalone cluster
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test that uses the ``spark`` fixture (directly or through another fixture) is marked ``spark``."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("spark"):
+            item.add_marker(pytest.mark.spark)
+
+
+def pytest_configure(config):
+    """When the run deselects ``spark`` tests (``make test-fast``), no JVM may start, even in a subprocess."""
+    from _pytest.mark.expression import Expression
+
+    markexpr = config.option.markexpr
+    if markexpr and not Expression.compile(markexpr).evaluate(lambda mark: mark == "spark"):
+        import os
+        import shutil
+        import tempfile
+
+        # pyspark starts its JVM through $SPARK_HOME/bin/spark-submit: this one refuses, saying why.
+        home = Path(tempfile.mkdtemp(prefix="healer-no-spark-"))
+        (home / "bin").mkdir()
+        submit = home / "bin" / "spark-submit"
+        submit.write_text("#!/bin/sh\necho 'this run deselects spark tests, but this test started Spark: "
+                          "mark it @pytest.mark.spark (or slow)' >&2\nexit 97\n")
+        submit.chmod(0o755)
+        os.environ["SPARK_HOME"] = str(home)
+        config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Each test has its own HEALER_HOME, and the ledger engines it opened are closed after it."""
+    from healer import ledger as ledger_module
+
+    monkeypatch.setenv("HEALER_HOME", str(tmp_path_factory.mktemp("healer-home")))
+    engines = set(ledger_module._engines)
+    yield
+    for url in set(ledger_module._engines) - engines:  # per-test SQLite files; session ledgers stay open
+        ledger_module._engines.pop(url).dispose()
+    api = sys.modules.get("healer.airflow.api")
+    if api is not None:
+        api._ledger_for.cache_clear()  # its Ledger objects hold the engines just closed
+
+
 @pytest.fixture(autouse=True)
 def hermetic_llm(monkeypatch):
     """No test reaches a real model by accident: the key and gateway come from each test."""
