@@ -82,3 +82,72 @@ def test_the_sweep_removes_the_scratch_of_heals_without_a_lease_only(ledger, tmp
     assert dirs["live"].exists() and other_ledger.exists() and unrelated.exists()
     live.release()
     assert scratch.sweep(ledger) == [dirs["live"].as_uri()]
+
+
+HOSTILE_WRITES = '''
+import os
+
+def transform(spark):
+    r = {{}}
+    for name, path in {targets!r}.items():
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as handle:
+                handle.write("pwned")
+            r[name] = "done"
+        except BaseException as exc:
+            r[name] = "failed:" + type(exc).__name__
+    try:
+        spark.range(3).write.parquet({spark_target!r})
+        r["spark_write_other_heal"] = "done"
+    except BaseException as exc:
+        r["spark_write_other_heal"] = "failed:" + type(exc).__name__
+    return spark.createDataFrame(sorted(r.items()), "k string, v string")
+'''
+
+
+@pytest.mark.spark
+def test_a_candidate_writes_nothing_in_shared_scratch_but_its_own_run_dir(spark, tmp_path):
+    """On a cluster the sandbox lives in shared scratch beside other heals and production data.
+
+    The candidate (handed straight to a bubblewrap worker, as if the gate had missed it) may
+    write its run dir only: not its samples, not the heal's directory, not another heal's, not
+    the scratch root, not the production data on the same mount.
+    """
+    from healer.runner import jvm_cache
+    from healer.sandbox.isolation import Isolation, Worker
+
+    mount = tmp_path / "shared"  # the mount every machine of the cluster sees
+    production = mount / "warehouse" / "orders"
+    spark.range(20).write.parquet(str(production))
+    area = Area(mount / "scratch" / "healer-heal-k-1", (mount / "scratch" / "healer-heal-k-1").as_uri())
+    other_heal = mount / "scratch" / "healer-heal-k-2"
+    (other_heal / "inputs").mkdir(parents=True)
+    inputs = area.local / "healer-sandbox-x" / "inputs"
+    spark.range(5).write.parquet(str(inputs / "orders"))
+    run_dir = area.local / "healer-sandbox-x" / "runs" / "01"
+    targets = {"own_samples": str(inputs / "orders" / "pwned"), "heal_dir": str(area.local / "pwned"),
+               "other_heal": str(other_heal / "inputs" / "pwned"), "scratch_root": str(mount / "scratch" / "pwned"),
+               "production": str(production / "pwned"), "own_run_dir": str(run_dir / "mine.txt")}
+    worker = Worker(Isolation.BUBBLEWRAP, run_dir, inputs, [str(production)], jvm_cache.existing_archive_options())
+    code = run_dir / "code" / "jobs"
+    code.mkdir(parents=True)
+    (code / "evil.py").write_text(HOSTILE_WRITES.format(targets=targets,
+                                                        spark_target=str(other_heal / "out")))
+    try:
+        ran = worker.run({"kind": "python", "job": "jobs/evil.py", "code_dir": str(run_dir / "code"),
+                          "inputs": {"orders": str(inputs / "orders")}, "output": str(run_dir / "output")},
+                         timeout_s=300)
+    finally:
+        worker.kill()
+    assert ran.result == {"ok": True}, ran.log_tail
+    seen = dict(spark.read.parquet(str(run_dir / "output")).collect())
+    assert seen.pop("own_run_dir") == "done" and (run_dir / "mine.txt").read_text() == "pwned"
+    for name, path in targets.items():
+        if name != "own_run_dir":
+            assert not Path(path).exists(), f"the candidate wrote {name}: {path}"
+    assert not (other_heal / "out").exists()
+    assert sorted(p.name for p in (mount / "scratch").iterdir()) == ["healer-heal-k-1", "healer-heal-k-2"]
+    assert spark.read.parquet(str(production)).count() == 20
+    # what failed inside may have "succeeded" into the worker's private /tmp; nothing reached the mount
+    assert set(seen) == set(targets) - {"own_run_dir"} | {"spark_write_other_heal"}
