@@ -362,13 +362,23 @@ class RemoteForge:
         """Merge on the forge (its merge button, its rules and checks) and record it."""
         pr = self._open_pr(pr_id)
         self._merge(pr.number)
-        return self._refresh(pr_id)
+        return self._recorded(self._refresh(pr_id), "merged")
 
     def close(self, pr_id: int) -> PullRequest:
         """Close on the forge without merging, and record it."""
         pr = self._open_pr(pr_id)
         self._close(pr.number)
-        return self._refresh(pr_id)
+        return self._recorded(self._refresh(pr_id), "closed")
+
+    def _recorded(self, pr: PullRequest, done: str) -> PullRequest:
+        """A merge or close by Healer's hand, on the heal's audit trail (merges read back by sync are too)."""
+        from healer.governance import trail
+        from healer.governance.audit import Action
+
+        action = Action.PR_MERGED if pr.status == "merged" else Action.PR_CLOSED if pr.status == "closed" else None
+        if action is not None:
+            trail.pr_event(self.ledger, self.ledger.get(prs, pr.id), action, status=pr.status, asked=done)
+        return pr
 
     def sync(self, row: Mapping) -> str:
         """The status a ledger row should have now: open, merged, closed or reverted.

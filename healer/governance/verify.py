@@ -161,7 +161,7 @@ def on_run(ledger: Ledger, run: RunRecord) -> list[Verification]:
         watch_merged(ledger)  # a PR merged since the last sync or sweep is watched from this run on
         changed = []
         for v in latest(ledger, ("watching", "unverified")):
-            if v.pipeline == run.pipeline and v.repo == run.repo:
+            if v.pipeline == run.pipeline and v.repo == run.repo and not _withdrawn(ledger, v):
                 judged = _judge(ledger, v, [run])
                 if judged is not None:
                     changed.append(judged)
@@ -178,6 +178,11 @@ def check(ledger: Ledger, *, now: dt.datetime | None = None, window_days: float 
     watch_merged(ledger)
     results = []
     for v in latest(ledger, ("watching", "unverified")):
+        if _withdrawn(ledger, v):  # reverted by a person: later runs do not carry the fix
+            if v.state == "watching":
+                results.append(Checked(_add(ledger, v, "unverified", None, f"PR #{v.pr_id} was reverted on its base "
+                                                                           "before a run carried the fix")))
+            continue
         candidates = _runs_after(ledger, v)
         judged = _judge(ledger, v, candidates) if candidates else None
         if judged is None and v.state == "watching" and v.merged_at is not None and now - v.merged_at > window:
@@ -387,6 +392,11 @@ def _trip(ledger: Ledger, v: Verification, heal: Mapping) -> None:
         pause = breaker.trip(ledger, pipeline=pipeline, reason=f"a merged Healer fix regressed: {v.reason}"[:500],
                              heal_id=v.heal_id)
         record(ledger, v.heal_id, Action.BREAKER_TRIPPED, pipeline=pipeline, reason=pause.reason)
+
+
+def _withdrawn(ledger: Ledger, v: Verification) -> bool:
+    pr = ledger.get(prs, v.pr_id) if v.pr_id is not None else None
+    return bool(pr and pr["status"] == "reverted")
 
 
 def _reverted_already(ledger: Ledger, heal_id: int) -> bool:
