@@ -177,7 +177,8 @@ class Settings:
     max_shadow_seconds: float = setting("HEALER_MAX_SHADOW_SECONDS", 1800.0, _number(unit="seconds"),
                                         "the shadow run's time limit", shown="1800")
     shadow_dir: Path | None = setting("HEALER_SHADOW_DIR", None, _path,
-                                      "a local directory for shadow outputs (removed after the heal)",
+                                      "a local directory for shadow outputs with local Spark (removed after the heal); "
+                                      "on a cluster they go to `HEALER_SCRATCH_URI`",
                                       shown="the sandbox's temp dir")
     scratch_uri: str | None = setting("HEALER_SCRATCH_URI", None, _text,
                                       "where heals write what Spark reads back (samples, sandbox and shadow "

@@ -140,9 +140,12 @@ def shadow_run(sandbox, root: Path, input_rows: dict[str, int], started: ShadowW
 
 
 def _shadow_base(sandbox) -> str:
-    """``HEALER_SHADOW_DIR`` (a local directory) or the sandbox's own directory."""
+    """``HEALER_SHADOW_DIR`` (a local directory, for local Spark) or the sandbox's own directory (in scratch)."""
+    from healer.scratch import is_local_master
+
     configured = Settings.from_env().shadow_dir
-    if configured:
+    # a cluster's executors read the shadow output back: it must stay in the heal's (shared) scratch
+    if configured and is_local_master(sandbox.spark.sparkContext.master):
         configured.mkdir(parents=True, exist_ok=True)
         return str(configured)
     return str(sandbox.workdir)
