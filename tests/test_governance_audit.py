@@ -102,3 +102,42 @@ def test_audit_of_the_demo_heal_lists_every_step_in_order(spark, ledger, pipelin
     bad = _cli("audit", "--since", "last tuesday", "--json")
     assert bad.returncode == 1 and bad.stderr.strip().startswith("healer: --since 'last tuesday'")
     assert json.loads(bad.stdout)["error"].startswith("--since")
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_each_model_request_is_recorded_with_tokens_cost_and_the_prompts_hash(keep, ledger, pipeline_repo, monkeypatch):
+    """Through the real anthropic SDK and the local Messages API: one event per request, the prompt
+    as its sha256 (its redacted text only with HEALER_AUDIT_PROMPTS=keep)."""
+    import hashlib
+
+    from messages_server import MessagesServer, fix
+    from test_llm import BROKEN, JOB, NO_DISCOUNT, evidence_for, llm_for
+
+    if keep:
+        monkeypatch.setenv("HEALER_AUDIT_PROMPTS", "keep")
+    samples = {"order_items": [{"order_id": 1, "note": "dsn postgresql://etl:s3cret-pw@db.internal:5432/prod"}]}
+    ev = evidence_for(pipeline_repo, samples=samples)
+    answers = [fix([{"path": JOB, "search": "i.discount * 2", "replace": "0"}]),
+               fix([{"path": JOB, "search": BROKEN, "replace": NO_DISCOUNT}])]
+    with MessagesServer(answers) as server, audit.recording(ledger, 41):
+        session = llm_for(server).session(ev, pipeline_repo)
+        assert session.propose() is not None
+    requests = audit.events(ledger, heal_id=41, actions=(Action.MODEL_REQUEST,))
+    assert len(requests) == len(server.requests) == 2
+    assert sum(e.detail["input_tokens"] for e in requests) == session.usage.input_tokens > 0
+    assert sum(e.detail["output_tokens"] for e in requests) == session.usage.output_tokens > 0
+    assert round(sum(e.detail["cost_usd"] for e in requests), 6) == session.usage.cost_usd(session.model) > 0
+    for event, sent in zip(requests, server.requests):
+        body = sent["body"]
+        prompt = json.dumps({"system": body["system"], "tools": body["tools"], "messages": body["messages"]},
+                            sort_keys=True, default=str)
+        assert event.detail["prompt_sha256"] == hashlib.sha256(prompt.encode()).hexdigest()
+        assert event.detail["model"] == body["model"]
+        assert ("prompt" in event.detail) is keep
+    stored = json.dumps([e.to_json() for e in audit.events(ledger)])
+    assert "s3cret-pw" not in stored
+    if keep:
+        assert "order_items" in requests[0].detail["prompt"]
+    # what the policy's daily budgets sum
+    spent = audit.model_requests(ledger, since=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    assert sum(r.input_tokens + r.output_tokens for r in spent) == session.usage.input_tokens + session.usage.output_tokens
