@@ -31,7 +31,7 @@ from pathlib import Path
 from benchmarks import fleet_deployment
 from benchmarks.fleet_world import break_upstream, make_world, run_all_good, write_storm_dag
 
-BENCH_ENV = {"HEALER_STORM_WINDOW": "15", "HEALER_LEASE_SECONDS": "60"}
+BENCH_ENV = {"HEALER_STORM_WINDOW": "60", "HEALER_LEASE_SECONDS": "60"}
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,13 @@ from pathlib import Path
 PG = "postgres@127.0.0.1:5432"
 REDIS = "127.0.0.1:6379"
 
-# The healer DAG of the deployment: heals in the `healer` pool, two at a time at most.
+# The healer DAG of the deployment: its heals run in the `healer` pool (HEALER_POOL_SLOTS), which bounds
+# them, not max_parallel_heals; hand-offs start runs through its watcher (triggerer), the schedule sweeps.
 HEALER_DAG = '''\
 import datetime as dt
 from healer.airflow.dag import healer_dag
 
-dag = healer_dag(schedule=dt.timedelta(seconds={sweep_seconds}), max_parallel_heals=4)
+dag = healer_dag(schedule=dt.timedelta(seconds={sweep_seconds}), max_parallel_heals=16)
 '''
 
 
@@ -210,7 +211,7 @@ class Deployment:
 
 
 def start(base: Path, *, workers: int = 2, concurrency: int = 4, healer_env: dict[str, str] | None = None,
-          pool_slots: int = 2, sweep_seconds: int = 20, timeout: float = 600) -> Deployment:
+          pool_slots: int = 2, sweep_seconds: int = 600, timeout: float = 600) -> Deployment:
     """Start the deployment under ``base``; stop it with ``stop_all`` (also when this raises)."""
     tag = f"{os.getpid()}_{secrets.token_hex(2)}"
     home = base / "airflow-home"
@@ -231,7 +232,7 @@ def start(base: Path, *, workers: int = 2, concurrency: int = 4, healer_env: dic
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__CORE__PARALLELISM": "32",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",

@@ -227,13 +227,13 @@ def _lead(ledger: Ledger, group: Group, window: float, say, heal_kwargs) -> None
 
 def _settle(ledger: Ledger, group: Group, window: float, say) -> None:
     """Wait until the repo has been quiet for ``window`` seconds (at most ten windows), then close
-    the group and take in the repo's failures since one window before its first."""
+    the group and take in the storm: the repo's unhealed failures chained to the leader's by gaps
+    of at most ``window`` (a heal task may start long after its failure; the chain does not care)."""
     leader = ledger.get_run(group.leader_run_id)
-    since = (leader.finished_at or group.opened_at) - dt.timedelta(seconds=window)
     cap = time.monotonic() + 10 * window
     while True:
-        latest = max((r.finished_at for r in _recent_failures(ledger, group.repo, since) if r.finished_at),
-                     default=group.opened_at)
+        chain = _chain(ledger, group.repo, leader, window)
+        latest = max((r.finished_at for r in chain), default=group.opened_at)
         quiet = (utcnow() - latest).total_seconds()
         if quiet >= window or time.monotonic() >= cap:
             break
@@ -242,13 +242,26 @@ def _settle(ledger: Ledger, group: Group, window: float, say) -> None:
         # closed: failures from now on open the repo's next group
         conn.execute(storm_groups.update().where(storm_groups.c.id == group.id)
                      .values(status="healing", open_key=None))
-    for run in _recent_failures(ledger, group.repo, since):
-        if _final_heal(ledger, run.id) is None and _join(ledger, group.id, run):
+    for run in _chain(ledger, group.repo, leader, window):
+        if _join(ledger, group.id, run):
             say(f"storm group #{group.id}: took in failure #{run.id} of {run.pipeline}")
 
 
-def _recent_failures(ledger: Ledger, repo: str, since: dt.datetime) -> list:
-    return [r for r in ledger.runs(status="failed", repo=repo, limit=500) if r.finished_at and r.finished_at >= since]
+def _chain(ledger: Ledger, repo: str, leader, window: float) -> list:
+    """The repo's failures without an outcome, linked to ``leader`` through gaps of at most ``window``."""
+    pending = sorted((r for r in ledger.runs(status="failed", repo=repo, limit=500)
+                      if r.finished_at and (r.id == leader.id or _final_heal(ledger, r.id) is None)),
+                     key=lambda r: r.finished_at)
+    at = next((i for i, r in enumerate(pending) if r.id == leader.id), None)
+    if at is None:
+        return []
+    gap = dt.timedelta(seconds=window)
+    lo = hi = at
+    while lo > 0 and pending[lo].finished_at - pending[lo - 1].finished_at <= gap:
+        lo -= 1
+    while hi + 1 < len(pending) and pending[hi + 1].finished_at - pending[hi].finished_at <= gap:
+        hi += 1
+    return pending[lo:hi + 1]
 
 
 # -- waiting ------------------------------------------------------------------------------------

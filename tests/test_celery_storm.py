@@ -46,8 +46,11 @@ def test_a_storm_over_two_workers_heals_once_per_repo_and_survives_a_killed_work
 
     storm_run = d.trigger("storm")
 
-    # Kill the worker that leads a storm group while that group heals.
+    # Kill the worker that leads a storm group while that group heals (every pipeline task has ended by then:
+    # the kill is to hit a heal, not a pipeline).
     def leader_healing():
+        if len(ledger.runs(status="failed", limit=100)) < world.total:
+            return None
         for g in ledger.select(storm_groups, storm_groups.c.status == "healing", limit=10):
             running = ledger.select(heals, heals.c.run_id.in_([m["run_id"] for m in members(ledger, g["id"])]),
                                     heals.c.status == "running", limit=1)
@@ -56,7 +59,7 @@ def test_a_storm_over_two_workers_heals_once_per_repo_and_survives_a_killed_work
                 return g, worker
         return None
 
-    group, worker = _wait("a storm group healing", leader_healing, 600, d, every=1.0)
+    group, worker = _wait("a storm group healing", leader_healing, 1800, d, every=1.0)
     d.stop(worker, kill=True)  # SIGKILL to the worker's process group: the heal dies with it
     d.start_worker(worker)  # back to two workers; the killed task's retry may land on either
 
@@ -77,7 +80,7 @@ def test_a_storm_over_two_workers_heals_once_per_repo_and_survives_a_killed_work
         unfinished = ledger.select(storm_groups, storm_groups.c.status != "done", limit=10)
         return None if open_handoffs or unfinished else latest
 
-    latest = _wait("every failure accounted for", settled, 900, d)
+    latest = _wait("every failure accounted for", settled, 1800, d)
 
     # one PR per repo (one root cause each), none duplicated
     prs = LocalForge(ledger).list()
@@ -101,6 +104,15 @@ def test_a_storm_over_two_workers_heals_once_per_repo_and_survives_a_killed_work
     assert killed["status"] == "done" and killed["holder"] != group["holder"]
     abandoned = [h for rows in latest.values() for h in rows if h["status"] == "abandoned"]
     assert abandoned and all(group["holder"] in (h["reason"] or "") for h in abandoned)
+    # heals ran in the `healer` pool the plugin made, never more than its 2 slots at once
+    assert d.pool("healer")["slots"] == 2
+    heal_tis = [ti for run in d.dag_runs("healer") for ti in d.task_instances("healer", run["dag_run_id"])
+                if ti["task_id"] == "heal" and ti["start_date"]]
+    assert heal_tis and all(ti["pool"] == "healer" for ti in heal_tis)
+    edges = sorted([(ti["start_date"], 1) for ti in heal_tis] +
+                   [(ti["end_date"], -1) for ti in heal_tis if ti["end_date"]])
+    running = [sum(step for _, step in edges[:i + 1]) for i in range(len(edges))]
+    assert max(running) <= 2, running
     # every hand-off of every failure is closed
     for r in failed:
         assert queue.for_run(ledger, r.id) and all(h["status"] == queue.DONE for h in queue.for_run(ledger, r.id))
