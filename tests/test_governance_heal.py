@@ -252,3 +252,22 @@ def test_daily_model_budgets_skip_the_model_with_the_reason(ledger, tmp_path, mo
     reason = enforce.gate_model(llm, ledger, other, PIPELINE, str(tmp_path / "third-repo")).off_reason()
     assert reason == (f"policy: budget: $1.70 of model requests today (UTC, org-wide), the most "
                       f"{org}:healing.budgets.model_cost_usd_per_day allows ($1.50); the model fixer is skipped")
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_auto_merge_merges_a_named_rule_fix_that_is_ready_and_identical(spark, ledger, pipeline_repo, tmp_path,
+                                                                        monkeypatch):
+    org = tmp_path / "org.yml"
+    org.write_text("healing:\n  mode: auto_merge\n  auto_merge: {fixers: [rule:renamed_column]}\n")
+    monkeypatch.setenv("HEALER_POLICY_FILE", str(org))
+    break_it(spark, ledger, pipeline_repo, lambda d: drift.rename_column(d, "order_items", "unit_price", "item_price"))
+    outcome = heal(pipeline_repo, PIPELINE, spark=spark, ledger=ledger)
+    assert outcome.status == "proposed" and outcome.fixer == "rule:renamed_column", outcome.reason
+    assert outcome.validation["ready"] and outcome.validation["data_diff"]
+    assert f"auto-merged by policy (mode auto_merge set by {org}:healing.mode; fixer named in " \
+           f"{org}:healing.auto_merge.fixers)" in outcome.reason
+    assert LocalForge(ledger).get(outcome.pr).status == "merged"
+    merged_job = subprocess.run(["git", "show", f"main:{JOB}"], cwd=pipeline_repo.parent / "origin.git",
+                                capture_output=True, text=True, check=True).stdout
+    assert "i.item_price" in merged_job  # merged into the base branch on the remote

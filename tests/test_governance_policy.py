@@ -163,3 +163,24 @@ def test_settings_are_the_ceiling_of_seconds(tmp_path):
     assert (eff.shadow_seconds.value, eff.shadow_seconds.where) == (1800, "HEALER_MAX_SHADOW_SECONDS")
     assert eff.sandbox_seconds.value == 30
     assert json.dumps(eff.to_json())  # policy show --json
+
+
+def test_auto_merge_conditions(tmp_path):
+    from healer.governance.enforce import auto_merge_refusal
+
+    org = _org(tmp_path, "mode: auto_merge\nauto_merge: {fixers: [rule, llm]}\n")
+    eff = effective(_repo(tmp_path), "revenue", Policy(), org=org)
+    ok = dict(ready=True, identical=True, draft=False, storm=False)
+    assert auto_merge_refusal(eff, "rule:renamed_column", **ok) is None
+    assert auto_merge_refusal(eff, "llm:claude-sonnet-4-5", **ok) == (
+        "model fixes are never auto-merged unless the org file allows it (default)")
+    assert auto_merge_refusal(eff, "rule:x", **dict(ok, identical=False)) == \
+        "the data diff against the last good output is not identical"
+    assert auto_merge_refusal(eff, "rule:x", **dict(ok, ready=False)) == "Healer's verdict is not ready"
+    assert auto_merge_refusal(eff, "rule:x", **dict(ok, draft=True)) == "the PR is a draft"
+    org.write_text("healing:\n  mode: auto_merge\n  auto_merge: {fixers: [llm], model: true}\n")
+    assert auto_merge_refusal(effective(_repo(tmp_path), "revenue", Policy(), org=org), "llm:claude-sonnet-4-5",
+                              **ok) is None  # the org file allowed the model
+    assert check(_repo(tmp_path, healing="auto_merge: {fixers: [rule]}\n"), Policy(), org=org) == [
+        "healer.yml:healing.auto_merge.fixers: allows 'rule', which " f"{org}:healing.auto_merge.fixers does not "
+        "(allows: llm; a lower level may only tighten)"]

@@ -111,3 +111,45 @@ def draft_reason(rules: Effective | None) -> str | None:
     if rules is not None and rules.mode.value == "draft":
         return f"policy: mode draft set by {rules.mode.where}: every pull request is a draft"
     return None
+
+
+def auto_merge_refusal(rules: Effective, fixer: str, *, ready: bool, identical: bool, draft: bool,
+                       storm: bool) -> str | None:
+    """Why mode auto_merge does not merge this PR, or None when it does."""
+    why = rules.may_auto_merge(fixer)
+    if why is not None:
+        return why
+    if storm:
+        return "a PR for several pipelines is merged by a person"
+    if draft:
+        return "the PR is a draft"
+    if not ready:
+        return "Healer's verdict is not ready"
+    if not identical:
+        return "the data diff against the last good output is not identical"
+    return None
+
+
+def auto_merge(rules: Effective | None, forge, pr_id: int, fixer: str, verdict, *, draft: bool, storm: bool) -> str:
+    """Under mode auto_merge, merge the PR through the forge when every condition holds. Returns what happened,
+    for the outcome's reason ("" when the mode is not auto_merge); a merge the forge refuses leaves the PR open."""
+    from healer.errors import ForgeError
+
+    if rules is None or rules.mode.value != "auto_merge":
+        return ""
+    readiness = getattr(verdict, "readiness", None)
+    shadow = getattr(verdict, "shadow", None)
+    diff = getattr(shadow, "diff", None)
+    why = auto_merge_refusal(rules, fixer, ready=bool(readiness is not None and readiness.ready),
+                             identical=bool(diff is not None and diff.is_identical), draft=draft, storm=storm)
+    if why is None and not getattr(forge, "SUPPORTS_MERGE", False):
+        why = f"the {forge.name} forge cannot merge"
+    if why is not None:
+        return f"not auto-merged: {why}"
+    try:
+        forge.merge(pr_id)
+    except ForgeError as exc:
+        log.warning("auto-merge of PR #%s failed: %s", pr_id, exc)
+        return f"auto-merge failed, the PR stays open: {exc}"
+    allowed = ", ".join(w.where for w in rules.auto_merge_fixers)
+    return f"auto-merged by policy (mode auto_merge set by {rules.mode.where}; fixer named in {allowed})"
