@@ -601,12 +601,14 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
                         draft=draft, pipeline=",".join(v.attempt.failure.pipeline for v in group),
                         fingerprint=fingerprint, heal_id=lead.attempt.outcome.heal, **asked)
         people.record(ledger, pr.id, audience, sources)
+        merged = enforce.auto_merge(lead.attempt.rules, forge, pr.id, lead.patch.fixer, lead.verdict, draft=draft,
+                                    storm=storm)
         trail.pr_proposed(ledger, pr)
     for v in group:
         o = v.attempt.outcome
         o.status, o.branch, o.pr, o.pr_url, o.draft = "proposed", branch, pr.id, pr.url, draft
         o.reason = f"{v.patch.title}; validated in the sandbox" + (" (draft)" if draft else "") + (
-            f"; {by_policy}" if by_policy else "") + (
+            f"; {by_policy}" if by_policy else "") + (f"; {merged}" if merged else "") + (
             f"; one PR for {len(group)} pipelines with the same root cause" if storm else "")
 
 
