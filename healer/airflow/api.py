@@ -9,6 +9,7 @@ only reads the ledger; no route changes anything.
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import asdict
 from functools import lru_cache
 
@@ -24,6 +25,8 @@ from healer.ledger import Ledger, jsonable
 from healer.redact import redact_json
 from healer.settings import Settings
 
+log = logging.getLogger(__name__)
+
 AIRFLOW_COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
 
 
@@ -35,7 +38,8 @@ def configured_token() -> str | None:
             from airflow.configuration import conf
 
             token = conf.get("healer", "api_token", fallback=None)
-        except Exception:
+        except Exception:  # no Airflow config to read: no configured token, the API refuses tokens
+            log.debug("[healer] api_token not read", exc_info=True)
             token = None
     return token or None
 
@@ -60,7 +64,8 @@ async def authenticated(request: Request) -> str:
         user = await _airflow_user(jwt)
     try:
         return user.get_name()
-    except Exception:
+    except Exception:  # an auth manager's user without get_name(): its text names it
+        log.debug("user %r has no name", type(user).__name__, exc_info=True)
         return str(user)
 
 

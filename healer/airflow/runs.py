@@ -6,6 +6,7 @@ serves the operator, the decorator, the failure callback and the listener.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any, Mapping
 from healer import telemetry
 from healer.errors import RunFailed
 from healer.ledger import Ledger, RunRecord, as_utc, utcnow
+
+log = logging.getLogger(__name__)
 
 # task attribute marking a healer-managed task: the operator sets it, the decorator puts it
 # on the callable (which @task keeps as ``python_callable``)
@@ -47,7 +50,7 @@ def task_context(ti: Any, source: str) -> dict:
     try:
         context["log_url"] = ti.log_url
     except Exception:  # a URL is a convenience; no base_url configured is not an error
-        pass
+        log.debug("no log URL for %s", context.get("task_id"), exc_info=True)
     traceparent = telemetry.traceparent_of(ti)
     if traceparent:  # the heal's trace links to this try's span (Airflow's OpenTelemetry trace)
         context["traceparent"] = traceparent

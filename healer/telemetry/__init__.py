@@ -156,7 +156,7 @@ def traceparent_of(ti: Any) -> str | None:
             if ctx.is_valid:
                 return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
         except Exception:  # a broken tracer must not break the failure path
-            pass
+            log.debug("no current span to link", exc_info=True)
     carrier = getattr(ti, "context_carrier", None)
     value = carrier.get("traceparent") if isinstance(carrier, Mapping) else None
     return value if isinstance(value, str) and _TRACEPARENT.match(value) else None
