@@ -212,7 +212,11 @@ def _lead(ledger: Ledger, group: Group, window: float, say, heal_kwargs) -> None
         if group.status == "settling":
             _settle(ledger, group, window, say)
         pending = [m for m in members(ledger, group.id) if _final_heal(ledger, m["run_id"]) is None]
-        if pending:
+        if len(pending) == 1:
+            from healer.heal import heal
+
+            heal(group.repo, failure_id=pending[0]["run_id"], ledger=ledger, log=say, **heal_kwargs)
+        elif pending:
             from healer.heal import heal_storm
 
             names = sorted({m["pipeline"] for m in pending})
