@@ -2,7 +2,8 @@
 
     HealerError                  anything Healer reports as a clear one-line error
     ├── ConfigError              a bad healer.yml, expectations file or setting   (stage: config)
-    │   └── ExpectationsError    a bad expectations file
+    │   ├── ExpectationsError    a bad expectations file
+    │   └── PolicyError          a bad policy file, or a lower policy level loosening a higher one
     ├── EnvironmentProblem       Java missing or too old, a service not reachable
     ├── RunFailed                a pipeline run failed at a stage (input, job, audit, publish)
     ├── MissingInput             an input path or table does not exist
@@ -30,6 +31,10 @@ class ConfigError(HealerError):
 
 class ExpectationsError(ConfigError):
     """An expectations file is invalid."""
+
+
+class PolicyError(ConfigError):
+    """A policy file (HEALER_POLICY_FILE, healer.yml's healing blocks) is invalid, or a level loosens one above."""
 
 
 class EnvironmentProblem(HealerError):

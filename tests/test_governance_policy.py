@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from healer.governance.effective import check, effective
-from healer.governance.policy_file import PolicyError
+from healer.errors import PolicyError
 from healer.policy import Policy
 
 MANIFEST = """\

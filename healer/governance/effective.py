@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from healer.governance.policy_file import KEYS, MODES, Level, Mode, PolicyError, Sources, Written, read_sources
+from healer.errors import PolicyError
+from healer.governance.policy_file import KEYS, MODES, Level, Mode, Sources, Written, read_sources
 from healer.policy import Policy
 from healer.settings import Settings
 

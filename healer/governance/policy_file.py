@@ -20,16 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from healer.errors import ConfigError
+from healer.errors import PolicyError
 from healer.manifest import MANIFEST_NAME, read_yaml
 
 LevelName = Literal["org", "repo", "pipeline"]
 Mode = Literal["off", "draft", "propose", "auto_merge"]
 MODES: tuple[Mode, ...] = ("off", "draft", "propose", "auto_merge")  # loosest last
-
-
-class PolicyError(ConfigError):
-    """A policy file that is invalid, or a lower level that loosens a higher one."""
 
 
 @dataclass(frozen=True)
