@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from healer import telemetry
 from healer.airflow import queue
 from healer.airflow.handoff import healer_dag_id
 from healer.ledger import Ledger, heals
@@ -91,6 +92,7 @@ def healer_dag(dag_id: str | None = None, *, schedule: dt.timedelta | str | None
             finally:
                 queue.finish(ledger, failure, heal_id=outcome.heal if outcome else None,
                              outcome=outcome.status if outcome else "error")
+                telemetry.flush()  # Airflow ends a task's process with os._exit: exit handlers would not export
             log.info("%s: %s", outcome.status, outcome.reason)
             if outcome.pr_url:
                 log.info("pull request #%s: %s (branch %s)", outcome.pr, outcome.pr_url, outcome.branch)
