@@ -52,6 +52,14 @@ def test_trips_by_itself_after_n_refused_prs_and_resumes(ledger):
     pause = breaker.evaluate(ledger, "revenue", threshold=2)
     assert pause is not None and "2 of Healer's pull requests for 'revenue'" in pause.reason
     assert "closed" in pause.reason and "reverted" in pause.reason
+    from healer.governance.audit import Action, events
+
+    trail = events(ledger, actions=(Action.BREAKER_TRIPPED,))
+    # the fixer behind both refused PRs (revenue's and orders') is paused everywhere too
+    fixer_pause = breaker.paused(ledger, "customers", "rule:renamed_column")
+    assert fixer_pause.reason.startswith("2 of pull requests by fixer 'rule:renamed_column' were closed")
+    assert [(e.pipeline, e.detail["reason"]) for e in trail] == [("*", fixer_pause.reason), ("revenue", pause.reason)]
+    breaker.resume(ledger, "*", "rule:renamed_column")
     assert breaker.evaluate(ledger, "orders", threshold=3) is None
     breaker.resume(ledger, "revenue")
     # resumed: the PRs refused before the resume no longer count

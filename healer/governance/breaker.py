@@ -201,18 +201,27 @@ def evaluate(ledger: Ledger, pipeline: str, fixers: list[str] | tuple[str, ...] 
         if paused(ledger, ANY_PIPELINE, fixer) is None:
             refused = refused_prs(ledger, ANY_PIPELINE, fixer)
             if len(refused) >= threshold:
-                trip(ledger, pipeline=ANY_PIPELINE, fixer=fixer, reason=_reason(refused, threshold, None, fixer))
+                _tripped(ledger, trip(ledger, pipeline=ANY_PIPELINE, fixer=fixer,
+                                      reason=_reason(refused, threshold, None, fixer)))
     refused = refused_prs(ledger, pipeline)
     if len(refused) >= threshold:
-        return trip(ledger, pipeline=pipeline, reason=_reason(refused, threshold, pipeline))
+        return _tripped(ledger, trip(ledger, pipeline=pipeline, reason=_reason(refused, threshold, pipeline)))
     return None
+
+
+def _tripped(ledger: Ledger, pause: Pause) -> Pause:
+    """An automatic trip goes on the audit trail too (no heal of its own: it is the pipeline's)."""
+    from healer.governance.audit import Action, record
+
+    record(ledger, None, Action.BREAKER_TRIPPED, pipeline=pause.pipeline, fixer=pause.fixer, reason=pause.reason)
+    return pause
 
 
 def _reason(refused: list[dict], threshold: int, pipeline: str | None, fixer: str | None = None) -> str:
     ids = ", ".join(f"#{r['id']} {r['status']}" for r in sorted(refused, key=lambda r: r["id"]))
-    who = f"fixer {fixer!r}'s" if fixer else "Healer's"
+    what = f"pull requests by fixer {fixer!r}" if fixer else "Healer's pull requests"
     where = f" for {pipeline!r}" if pipeline else ""
-    return (f"{len(refused)} of {who} pull requests{where} were closed without merge or reverted "
+    return (f"{len(refused)} of {what}{where} were closed without merge or reverted "
             f"(breaker at {threshold}): {ids}")
 
 
