@@ -141,6 +141,50 @@ def test_operator_extra_link_leads_to_the_tasks_pr(api_server, operator_heal):
     assert status == 200 and f"PR #{pr['id']}" in page and "proposed" in page
 
 
+def test_pr_link_shows_on_callback_and_decorator_tasks_once_handed_off(api_server, operator_heal, monkeypatch):
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG, task
+
+    from airflow_fixtures import start_date, sync_dags, task_states
+    from healer.airflow import heal_on_failure, self_healing
+
+    def spark_submit():
+        raise RuntimeError("spark-submit exited 1")
+
+    h = operator_heal
+    monkeypatch.setenv("HEALER_LEDGER_URL", api_server.env.ledger_url)  # the ledger the API server reads
+    # hand-offs for a healer DAG no sweep of this session runs: they stay as they are
+    callback = heal_on_failure(pipeline="revenue_by_category", repo=str(h.repo), healer_dag_id="healer_links")
+    with DAG("link_kinds", schedule=None, start_date=start_date(), catchup=False) as dag:
+        PythonOperator(task_id="by_callback", python_callable=spark_submit, on_failure_callback=callback)
+
+        @task(task_id="by_decorator", on_failure_callback=heal_on_failure(healer_dag_id="healer_links"))
+        @self_healing(pipeline="no_such_pipeline", repo=str(h.repo))
+        def by_decorator():
+            return None
+
+        by_decorator()
+        PythonOperator(task_id="not_healed", python_callable=spark_submit)
+    sync_dags(dag)
+    run = dag.test()
+    assert task_states(run) == {"by_callback": "failed", "by_decorator": "failed", "not_healed": "failed"}
+
+    jwt = api_server.jwt()
+    links = {}
+    for task_id in ("by_callback", "by_decorator", "not_healed"):
+        url = (f"{api_server.env.base_url}/api/v2/dags/link_kinds/dagRuns/{urllib.parse.quote(run.run_id, safe='')}"
+               f"/taskInstances/{task_id}/links")
+        status, _, body = get(url, bearer=jwt)
+        assert status == 200, body
+        links[task_id] = json.loads(body)["extra_links"].get("Healer PR")
+    for task_id in ("by_callback", "by_decorator"):
+        assert links[task_id].startswith(api_server.env.base_url + "/healer/task?dag_id=link_kinds"), links
+        assert f"task_id={task_id}" in links[task_id] and links[task_id].endswith("go=pr")
+    assert links["not_healed"] is None  # an ordinary task that handed nothing off has no button
+    status, _, page = get(links["by_callback"], cookie=jwt, accept="text/html")
+    assert status == 200 and "waiting" in page  # no PR yet: the page says where the hand-off stands
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium is not installed (apt-get install chromium)")
 def test_pages_render_in_headless_chromium(api_server, operator_heal):
     base = api_server.env.base_url

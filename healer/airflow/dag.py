@@ -2,9 +2,11 @@
 
     claim ──► heal (one mapped task per failure) ──► report
 
-- ``claim`` takes the failure named in the run's conf (``{"failure": <run id>}``, as the
-  failure callback and the listener trigger it) or, on a scheduled run, the hand-offs
-  waiting in the ledger; it logs each failure's triage (category, fingerprint, the task).
+- ``claim`` takes the failure named in the run's conf (``{"failure": <run id>}``) or else
+  the hand-offs waiting in the ledger (the failure callback and the listener record them and
+  return; the DAG's asset watcher starts a run within seconds, its schedule sweeps the rest,
+  a manual run takes every one however old); it logs each failure's triage (category,
+  fingerprint, the task), or, with nothing to heal, what waits and the command to heal it.
   Every run first sweeps: heals whose lease expired (their worker was killed or crashed)
   are marked ``abandoned`` and their hand-offs closed.
 - ``heal`` runs ``healer.heal.heal`` for one failure; its log shows every stage
@@ -19,32 +21,47 @@ of their own.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 
 from healer import telemetry
 from healer.airflow import queue
 from healer.airflow.handoff import healer_dag_id
-from healer.ledger import Ledger, heals
+from healer.airflow.pool import POOL
+from healer.ledger import Ledger, heals, runs
+from healer.redact import redact
 
 log = logging.getLogger("healer.airflow")
 
 
 def healer_dag(dag_id: str | None = None, *, schedule: dt.timedelta | str | None = dt.timedelta(minutes=10),
                start_date: dt.datetime | None = None, sweep_limit: int = 5,
-               stale_after: dt.timedelta = dt.timedelta(hours=1), max_parallel_heals: int = 1, **dag_kwargs):
+               stale_after: dt.timedelta = dt.timedelta(hours=1), max_parallel_heals: int = 1,
+               watch: bool = True, poll_seconds: float = 5.0, on_decline=None, pool: str | None = POOL,
+               **dag_kwargs):
     """Build the healer DAG (``dags/healer.py``: ``dag = healer_dag()``).
 
-    ``dag_id`` defaults to ``[healer] dag_id`` (``healer``), the id hand-offs trigger.
-    ``schedule`` is how often waiting hand-offs are swept (at most ``sweep_limit`` a run);
-    a triggered run whose hand-off did not start within ``stale_after`` is swept too.
-    ``max_parallel_heals`` bounds concurrent heals (each starts its own Spark session).
-    The DAG is unpaused on creation: a paused healer would leave every hand-off queued.
+    ``dag_id`` defaults to ``[healer] dag_id`` (``healer``), the id hand-offs name.
+    With ``watch`` (the default) a run starts as soon as hand-offs wait: the DAG is scheduled
+    on an asset whose watcher polls the ledger every ``poll_seconds`` in Airflow's triggerer.
+    ``schedule`` (a timedelta or a cron expression; None for none) sweeps besides, for a
+    deployment without a triggerer. A run heals at most ``sweep_limit`` hand-offs (the next
+    takes the rest); one ``triggered`` by an older version is swept after ``stale_after``.
+    ``max_parallel_heals`` bounds concurrent heals of this DAG (each starts its own Spark session);
+    heal tasks run in the Airflow ``pool`` (``healer``, made by the plugin in the scheduler with
+    ``HEALER_POOL_SLOTS`` slots; None runs them in the default pool). Failures of one repo that
+    arrive within ``HEALER_STORM_WINDOW`` of each other are healed together (healer/storm.py).
+    ``on_decline`` (any Airflow ``BaseNotifier``, or a callable taking the context) is called
+    when a heal declines or ends in error, with the heal's outcome in the context as
+    ``healer_outcome`` (status, reason, failure, pipeline, heal): templates can say
+    ``{{ healer_outcome.reason }}``. The DAG is unpaused on creation: a paused healer would leave every hand-off queued.
     """
     from airflow.sdk import DAG, Param, get_current_context, task
     from airflow.sdk import TriggerRule
 
     dag_id = dag_id or healer_dag_id()
+    schedule = _schedule(dag_id, schedule, watch, poll_seconds)
     dag_kwargs.setdefault("tags", ["healer"])
     dag_kwargs.setdefault("is_paused_upon_creation", False)
     dag_kwargs.setdefault("doc_md", __doc__)
@@ -62,22 +79,31 @@ def healer_dag(dag_id: str | None = None, *, schedule: dt.timedelta | str | None
             failure = context["params"].get("failure")
             ledger = Ledger()
             sweep(ledger)
-            claimed = queue.claim(ledger, context["run_id"], failure=failure, limit=sweep_limit,
-                                  stale_after=stale_after)
+            # a run started by hand takes every waiting hand-off, however old
+            manual = str(getattr(context["dag_run"], "run_type", "")).rsplit(".", 1)[-1].lower() == "manual"
+            claimed = queue.claim(ledger, context["run_id"], healer_dag_id=dag_id, failure=failure,
+                                  limit=sweep_limit, stale_after=None if manual else stale_after)
             if failure is None:
-                log.info("sweep: %d failure(s) were waiting in the ledger %s", len(claimed), ledger.url)
+                log.info("sweep: %d failure(s) were waiting in the ledger %s", len(claimed), redact(ledger.url))
             elif not claimed:
                 log.info("failure #%s is already being healed by another run", failure)
+            if not claimed:
+                for line in nothing_to_heal(ledger, dag_id):
+                    log.info("%s", line)
             for run_id in claimed:
                 log.info("%s", _triage_line(ledger, run_id))
             return claimed
 
-        @task(task_id="heal", map_index_template="{{ healer_label }}", max_active_tis_per_dag=max_parallel_heals)
+        # In the `healer` pool (HEALER_POOL_SLOTS), so heals never take more than its slots from pipelines.
+        # One retry: a heal whose worker was killed is failed by the scheduler, and its retry on another
+        # worker takes its storm group over (or returns what a member that took it over recorded).
+        @task(task_id="heal", map_index_template="{{ healer_label }}", max_active_tis_per_dag=max_parallel_heals,
+              pool=pool, retries=1, retry_delay=dt.timedelta(seconds=5))
         def heal_failure(failure: int) -> dict:
             from healer.runner.warm import warm_up_for_heal
 
             warm_up_for_heal()  # Spark and GX start while the heal loop loads and reads the ledger
-            from healer.heal import heal
+            from healer.storm import heal_in_storm
 
             ledger = Ledger()
             run = ledger.get_run(failure)
@@ -88,12 +114,20 @@ def healer_dag(dag_id: str | None = None, *, schedule: dt.timedelta | str | None
                 raise LookupError(f"no run #{failure} in the ledger {ledger.url}")
             outcome = None
             try:
-                outcome = heal(run.repo, failure_id=failure, ledger=ledger, log=_log_lines)
+                # grouped with the failures of its repo that arrive on other workers about now (healer/storm.py)
+                outcome = heal_in_storm(failure, ledger=ledger, log=_log_lines)
+            except Exception as exc:
+                _notify(on_decline, context, {"status": "error", "reason": f"{type(exc).__name__}: {exc}",
+                                              "failure": failure, "pipeline": run.pipeline, "heal": None})
+                raise
             finally:
                 queue.finish(ledger, failure, heal_id=outcome.heal if outcome else None,
                              outcome=outcome.status if outcome else "error")
                 telemetry.flush()  # Airflow ends a task's process with os._exit: exit handlers would not export
             log.info("%s: %s", outcome.status, outcome.reason)
+            if outcome.status in ("declined", "error"):
+                _notify(on_decline, context, {k: outcome.to_json().get(k)
+                                              for k in ("status", "reason", "failure", "pipeline", "heal")})
             if outcome.pr_url:
                 log.info("pull request #%s: %s (branch %s)", outcome.pr, outcome.pr_url, outcome.branch)
             if outcome.status == "error":
@@ -143,6 +177,66 @@ def _verify(ledger: Ledger) -> None:
             log.info("verify: %s", checked.one_line())
     except Exception as exc:  # noqa: BLE001 -- the sweep's own work (abandoned heals) matters more
         log.warning("verify: %s", exc)
+
+
+def _notify(notifier, context, outcome: dict) -> None:
+    """Tell ``on_decline`` about a declined or failed heal; a notifier that fails is logged, not raised."""
+    if notifier is None:
+        return
+    context["healer_outcome"] = outcome
+    try:
+        # a copy: a BaseNotifier renders its templates into itself, and one DAG object serves many heals
+        copy.copy(notifier)(context)
+    except Exception as exc:  # the heal's own result matters more than the message about it
+        log.warning("on_decline notifier %r failed: %s: %s", notifier, type(exc).__name__, exc)
+
+
+def _schedule(dag_id: str, schedule, watch: bool, poll_seconds: float):
+    """The DAG's schedule: the hand-off asset (when watched) or the sweep's time schedule, or both."""
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, DeltaTriggerTimetable
+
+    from healer.airflow.pickup import handoff_asset
+
+    if isinstance(schedule, dt.timedelta):
+        timetable = DeltaTriggerTimetable(schedule)
+    elif isinstance(schedule, str):
+        timetable = CronTriggerTimetable(schedule, timezone="UTC")
+    elif schedule is None:
+        timetable = None
+    else:
+        raise TypeError(f"healer_dag(schedule=...): a timedelta, a cron expression or None, "
+                        f"not {type(schedule).__name__}")
+    if not watch:
+        return timetable
+    asset = handoff_asset(dag_id, poll_seconds)
+    return AssetOrTimeSchedule(timetable=timetable, assets=[asset]) if timetable else [asset]
+
+
+def nothing_to_heal(ledger: Ledger, dag_id: str, limit: int = 10) -> list[str]:
+    """What a run that claimed nothing says: the hand-offs held elsewhere and the failures no
+    heal has looked at, each with the command that heals it, and who normally runs heals."""
+    held = [r for r in queue.recent(ledger, limit=200) if r["status"] != queue.DONE][:limit]
+    healed = {row["run_id"] for row in ledger.select(heals, limit=1000)}
+    unhealed = [r for r in ledger.select(runs, runs.c.status == "failed", limit=50) if r["id"] not in healed
+                and r["id"] not in {h["run_id"] for h in held}][:limit]
+    if not held and not unhealed:
+        return [f"nothing to heal: no hand-off waits and every failed run in the ledger {redact(ledger.url)} "
+                "has been healed"]
+    lines = ["nothing this run could heal; still open:"]
+    for h in held:
+        what = f"  failure #{h['run_id']} ({h['pipeline']}, from {h['dag_id']}.{h['task_id']} try {h['try_number']})"
+        since = f"{h['updated_at']:%Y-%m-%d %H:%M}"
+        if h["status"] == queue.HEALING:  # another run holds it; a dead one's lease expires and the sweep ends it
+            lines.append(f"{what}: being healed by the healer run {h['healer_run_id']} since {since}")
+        else:
+            lines.append(f"{what}: {h['status']} for the healer DAG {h['healer_dag_id']} since {since}; to heal it "
+                         f"now: airflow dags test {dag_id} -c '{{\"failure\": {h['run_id']}}}'")
+    for r in unhealed:
+        lines.append(f"  failure #{r['id']} ({r['pipeline']}, failed at {r['stage']} with {r['error_class']}) was "
+                     f"never handed off; to heal it: airflow dags test {dag_id} -c '{{\"failure\": {r['id']}}}'")
+    lines.append("Heals normally run without you: the scheduler starts this DAG when a hand-off waits (its asset "
+                 "watcher runs in the triggerer) and sweeps on its schedule; `airflow dags test` is for a run by hand.")
+    return lines
 
 
 def _log_lines(message: str) -> None:

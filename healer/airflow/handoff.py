@@ -1,22 +1,21 @@
-"""The failure path: record the failure, hand it to the healer DAG, return.
+"""The failure path: record the failure for the healer DAG, return.
 
 It runs inside Airflow's task process, after the task failed, so it must be quick and must
-never raise: it records one ledger row (or reuses the run the task recorded), queues a
-hand-off, and triggers the healer DAG through Airflow's API. When the trigger fails, the
-hand-off waits in the ledger for the healer DAG's schedule. It never heals inline.
+never raise: it finds the run the task recorded (or records one) and inserts one hand-off
+row, in state ``waiting``. It neither heals nor triggers anything: a trigger through
+Airflow's API is a round trip to the API server that cost the failing task 60–200 ms.
+The healer DAG picks the hand-off up (``healer.airflow.pickup``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from healer.airflow import queue
 from healer.airflow.runs import managed_spec, record_failure, recorded_failure, task_context, will_retry
-from healer.ledger import Ledger, utcnow
+from healer.ledger import Ledger
 
 log = logging.getLogger("healer.airflow")
 
@@ -35,19 +34,17 @@ def healer_dag_id() -> str:
 
 @dataclass(frozen=True)
 class Handoff:
-    """What the failure path did with one failed try."""
+    """What the failure path did with one failed try: a hand-off waiting for the healer DAG."""
 
     id: int
     failure: int  # the failed run in the ledger
-    status: str  # triggered | waiting
-    healer_dag_id: str
-    healer_run_id: str | None = None
-    error: str | None = None
+    status: Literal["waiting"]
+    healer_dag_id: str  # the healer DAG that will pick it up
 
 
 def hand_off(ti: Any, error: BaseException | str | None, *, pipeline: str | None = None, repo: str | None = None,
              source: str = "callback", dag_id: str | None = None) -> Handoff | None:
-    """Record a task's failure and trigger the healer DAG; None when there is nothing to hand off.
+    """Record a task's failure for the healer DAG; None when there is nothing to hand off.
 
     Skips tries Airflow will retry, tries already handed off (the callback and the
     listener may both report one), and tasks that are not healer pipelines. Never raises.
@@ -81,61 +78,14 @@ def _hand_off(ti, error, pipeline, repo, source, dag_id) -> Handoff | None:
         run = record_failure(ledger, error, context, pipeline, repo, started_at=getattr(ti, "start_date", None))
     key = queue.TaskKey(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, try_number=int(ti.try_number),
                         map_index=_map_index(ti))
-    handoff_id = queue.enqueue(ledger, run.id, key, pipeline=run.pipeline, source=source)
+    target = dag_id or healer_dag_id()
+    handoff_id = queue.enqueue(ledger, run.id, key, pipeline=run.pipeline, source=source, healer_dag_id=target)
     if handoff_id is None:
         log.info("healer: %s try %s was already handed off", _name(ti), key.try_number)
         return None
-    target = dag_id or healer_dag_id()
-    try:
-        healer_run_id = trigger(target, run.id, note=f"heal {run.pipeline}: {_name(ti)} try {key.try_number}")
-    except Exception as exc:
-        reason = f"triggering {target}: {_reason(exc)}"[:500]
-        queue.mark_waiting(ledger, handoff_id, target, reason)
-        log.warning("healer: failure #%s of %s waits in the ledger for the healer DAG's next scheduled sweep; %s",
-                    run.id, run.pipeline, reason)
-        return Handoff(handoff_id, run.id, queue.WAITING, target, error=reason)
-    queue.mark_triggered(ledger, handoff_id, target, healer_run_id)
-    log.info("healer: failure #%s of %s handed off to %s run %s", run.id, run.pipeline, target, healer_run_id)
-    return Handoff(handoff_id, run.id, queue.TRIGGERED, target, healer_run_id)
-
-
-def trigger(dag_id: str, failure: int, note: str | None = None) -> str:
-    """Trigger the healer DAG for one failed run and return the new DAG run's id.
-
-    Inside a task (callbacks and listeners run there) the request goes through the task's
-    supervisor to Airflow's execution API, with the task's own credentials. Elsewhere it
-    uses Airflow's local API client, which needs the metadata database.
-    """
-    run_id = f"heal__{failure}__{utcnow():%Y%m%dT%H%M%S%f}"
-    conf = {"failure": failure}
-    comms = _supervisor_comms()
-    if comms is not None:
-        from airflow.sdk.execution_time.comms import ErrorResponse, TriggerDagRun
-
-        response = comms.send(TriggerDagRun(dag_id=dag_id, run_id=run_id, conf=conf, note=note))
-        if isinstance(response, ErrorResponse):
-            raise RuntimeError(f"{response.error}: {response.detail}")
-        return run_id
-    from airflow.api.client.local_client import Client
-
-    Client().trigger_dag(dag_id, run_id=run_id, conf=conf, replace_microseconds=False)
-    return run_id
-
-
-def _reason(exc: BaseException) -> str:
-    """One line: the error, with the API's status and detail when it answered."""
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    detail = getattr(exc, "detail", None) or getattr(getattr(exc, "error", None), "detail", None)
-    if isinstance(detail, (dict, list)):
-        detail = json.dumps(detail, default=str)
-    parts = [f"{type(exc).__name__}: {exc}"] + ([f"HTTP {status}"] if status else []) + ([str(detail)] if detail else [])
-    return " ".join("; ".join(parts).split())
-
-
-def _supervisor_comms():
-    # Only a task process has imported the task runner; elsewhere there is no supervisor.
-    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
-    return getattr(runner, "SUPERVISOR_COMMS", None) if runner else None
+    log.info("healer: failure #%s of %s waits for the healer DAG %s (hand-off #%s)", run.id, run.pipeline, target,
+             handoff_id)
+    return Handoff(handoff_id, run.id, queue.WAITING, target)
 
 
 def _map_index(ti) -> int:

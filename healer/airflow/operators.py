@@ -22,6 +22,24 @@ class HealerPRLink(BaseOperatorLink):
         return base.rstrip("/") + task_path(ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index, go="pr")
 
 
+class HandedOffPRLink(HealerPRLink):
+    """The same button on every other task (a ``@self_healing`` function, a task with the failure
+    callback), registered for all operators by the plugin: shown once the task handed a failure off."""
+
+    def get_link(self, operator, *, ti_key) -> str:
+        # the API server asks for every task it shows links of: one ledger query, and
+        # no link ("") when the ledger has no hand-off for this try's task or cannot be read
+        try:
+            from healer.airflow import queue
+            from healer.ledger import Ledger
+
+            if not queue.for_task(Ledger(), ti_key.dag_id, ti_key.task_id, ti_key.run_id, ti_key.map_index):
+                return ""
+        except Exception:
+            return ""
+        return super().get_link(operator, ti_key=ti_key)
+
+
 class HealerPipelineOperator(BaseOperator):
     """Run one pipeline of a repo's healer.yml with write–audit–publish, recorded in the ledger.
 

@@ -22,17 +22,20 @@ class HealerPlugin(AirflowPlugin):
     if enabled():
         from healer.airflow import listener
         from healer.airflow.api import create_app
-        from healer.airflow.operators import HealerPRLink
+        from healer.airflow.operators import HandedOffPRLink, HealerPRLink
 
         listeners = [listener]
         fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Healer"}]
         external_views = [
             {"name": "Healer", "href": f"{URL_PREFIX}/heals", "destination": "nav", "url_route": "healer"},
+            {"name": "Healer fleet", "href": f"{URL_PREFIX}/dashboard", "destination": "nav", "url_route": "healer_fleet"},
             # the UI fills in the ids (URL-encoded) and shows the page in a tab of the task instance
             {"name": "Healer", "href": f"{URL_PREFIX}/task?dag_id={{DAG_ID}}&run_id={{RUN_ID}}&task_id={{TASK_ID}}"
                                        "&map_index={MAP_INDEX}", "destination": "task_instance", "url_route": "healer_task"},
         ]
         operator_extra_links = [HealerPRLink()]
+        # the button on decorator and callback tasks too, once they handed a failure off
+        global_operator_extra_links = [HandedOffPRLink()]
 
     @classmethod
     def on_load(cls, *args, **kwargs):

@@ -1,13 +1,17 @@
-"""Hand-offs: failures of Airflow tasks on their way to the healer DAG.
+"""Hand-offs: failures of Airflow tasks waiting for the healer DAG.
 
-    waiting ──► triggered ──► healing ──► done
-       │                        ▲
-       └────────────────────────┘   (the healer DAG's schedule sweeps waiting ones)
+    waiting ──► healing ──► done
+    (recorded by    (claimed by one     (the heal's outcome)
+     the failing     healer DAG run)
+     task)
 
-A failure callback or listener records one row per failed try and triggers the healer DAG.
-When the trigger fails the row stays ``waiting``, and the next scheduled healer run claims
-it. Claiming is a conditional update, so a triggered run and a sweep never heal the same
-failure twice. The table lives in the ledger's metadata; nothing here imports Airflow.
+A failure callback or listener records one row per failed try and returns: the failing task
+never waits for the healer. The healer DAG picks waiting rows up (``healer.airflow.pickup``:
+an asset watcher in Airflow's triggerer starts a run within seconds, and the DAG's schedule
+sweeps whatever that missed). Claiming is a conditional update, so two healer runs never heal
+the same failure twice. ``triggered`` is the state ledgers written by older versions left
+(those hand-offs triggered their healer run themselves); a sweep takes them too. The table
+lives in the ledger's metadata; nothing here imports Airflow.
 """
 
 from __future__ import annotations
@@ -68,13 +72,15 @@ def ensure_table(ledger: Ledger) -> None:
         _ready.add(ledger.url)
 
 
-def enqueue(ledger: Ledger, run_id: int, key: TaskKey, *, pipeline: str | None, source: str) -> int | None:
-    """Record a failed try as waiting; None when this try was already handed off."""
+def enqueue(ledger: Ledger, run_id: int, key: TaskKey, *, pipeline: str | None, source: str,
+            healer_dag_id: str) -> int | None:
+    """Record a failed try as waiting for the healer DAG ``healer_dag_id``; None when this try
+    was already handed off. One insert: this runs inside the failing task."""
     ensure_table(ledger)
     now = utcnow()
     values = dict(run_id=run_id, pipeline=pipeline, dag_id=key.dag_id, task_id=key.task_id,
                   airflow_run_id=key.run_id, map_index=key.map_index, try_number=key.try_number,
-                  source=source, status=WAITING, created_at=now, updated_at=now)
+                  source=source, status=WAITING, healer_dag_id=healer_dag_id, created_at=now, updated_at=now)
     try:
         with ledger.engine.begin() as conn:
             return conn.execute(handoffs.insert().values(**values)).inserted_primary_key[0]
@@ -82,29 +88,30 @@ def enqueue(ledger: Ledger, run_id: int, key: TaskKey, *, pipeline: str | None, 
         return None
 
 
-def mark_triggered(ledger: Ledger, handoff_id: int, healer_dag_id: str, healer_run_id: str) -> None:
-    """The healer DAG run that will heal this hand-off was created."""
-    # only while still waiting: the triggered run may already have claimed it
-    with ledger.engine.begin() as conn:
-        conn.execute(handoffs.update().where(handoffs.c.id == handoff_id, handoffs.c.status == WAITING)
-                     .values(status=TRIGGERED, healer_dag_id=healer_dag_id, healer_run_id=healer_run_id, error=None,
-                             updated_at=utcnow()))
+def _for_dag(healer_dag_id: str | None):
+    # rows written before hand-offs named their healer DAG belong to whichever runs
+    if healer_dag_id is None:
+        return sa.true()
+    return sa.or_(handoffs.c.healer_dag_id == healer_dag_id, handoffs.c.healer_dag_id.is_(None))
 
 
-def mark_waiting(ledger: Ledger, handoff_id: int, healer_dag_id: str, error: str) -> None:
-    """The trigger failed: the hand-off waits for the healer DAG's next scheduled run."""
-    ledger.update(handoffs, handoff_id, status=WAITING, healer_dag_id=healer_dag_id, error=error[:2000],
-                  updated_at=utcnow())
+def waiting(ledger: Ledger, healer_dag_id: str | None = None, *, after_id: int = 0, limit: int = 500) -> list[dict]:
+    """Hand-offs no healer run has claimed yet (``waiting``, or ``triggered`` by an older
+    version), oldest first; ``after_id`` skips the ones already seen."""
+    ensure_table(ledger)
+    return ledger.select(handoffs, handoffs.c.status.in_((WAITING, TRIGGERED)), handoffs.c.id > after_id,
+                         _for_dag(healer_dag_id), order_desc=False, limit=limit)
 
 
-def claim(ledger: Ledger, healer_run_id: str, *, failure: int | None = None, limit: int = 5,
-          stale_after: dt.timedelta = dt.timedelta(hours=1), now: dt.datetime | None = None) -> list[int]:
+def claim(ledger: Ledger, healer_run_id: str, *, healer_dag_id: str | None = None, failure: int | None = None,
+          limit: int = 5, stale_after: dt.timedelta | None = dt.timedelta(hours=1),
+          now: dt.datetime | None = None) -> list[int]:
     """Failed run ids this healer run should heal, marked ``healing`` so nobody else does.
 
-    With ``failure`` (a triggered run): that failure, unless another run already claimed
-    it; a failure that was never handed off (a manual trigger) is healed as asked. Without
-    (a scheduled sweep): waiting hand-offs, and triggered ones whose run never started
-    within ``stale_after``.
+    With ``failure`` (a run given ``{"failure": N}``): that failure, unless another run
+    already claimed it; a failure that was never handed off is healed as asked. Without (a
+    sweep): the oldest waiting hand-offs for ``healer_dag_id``, and ``triggered`` ones (left
+    by older versions) whose run did not start within ``stale_after`` (None: however old).
     """
     ensure_table(ledger)
     now = now or utcnow()
@@ -114,12 +121,11 @@ def claim(ledger: Ledger, healer_run_id: str, *, failure: int | None = None, lim
             return [failure]
         candidates = [r for r in rows if r["status"] in (WAITING, TRIGGERED)]
     else:
-        stale = now - stale_after
-        candidates = ledger.select(
-            handoffs,
-            sa.or_(handoffs.c.status == WAITING,
-                   sa.and_(handoffs.c.status == TRIGGERED, handoffs.c.updated_at < stale)),
-            order_desc=False, limit=limit)
+        triggered = handoffs.c.status == TRIGGERED
+        if stale_after is not None:
+            triggered = sa.and_(triggered, handoffs.c.updated_at < now - stale_after)
+        candidates = ledger.select(handoffs, sa.or_(handoffs.c.status == WAITING, triggered),
+                                   _for_dag(healer_dag_id), order_desc=False, limit=limit)
     claimed: list[int] = []
     for row in candidates:
         with ledger.engine.begin() as conn:
