@@ -288,8 +288,11 @@ def test_a_heal_over_secret_data_shows_no_secret_in_the_pr_the_ledger_or_the_pag
     pushed = subprocess.run(["git", "log", "-1", "--format=%B", outcome.branch], cwd=tmp_path / "origin.git",
                             capture_output=True, text=True, check=True).stdout
     assert "Healer-Fingerprint" in pushed and _leaks(pushed) == []
-    # every row of every ledger table Healer writes
-    for table in (runs, heals, candidates, prs):
+    # every row of every ledger table Healer writes, the audit trail included
+    from healer.governance.audit import audit_events
+
+    assert ledger.select(audit_events, audit_events.c.heal_id == outcome.heal)  # the heal's trail was written
+    for table in (runs, heals, candidates, prs, audit_events):
         rows = json.dumps(ledger.select(table, limit=1000), default=str)
         assert _leaks(rows) == [], table.name
     assert _leaks(json.dumps(outcome.to_json(), default=str)) == []  # --json, XCom
