@@ -377,6 +377,20 @@ class Ledger:
             log.warning("heal #%s abandoned: %s", a.heal_id, a.reason)
         return found
 
+    def ensure(self, table: sa.Table) -> None:
+        """Create ``table`` if missing: a module's table defined after this ledger was opened (create_all
+        ran without it). Once per ledger and table in a process; a race with another process is harmless."""
+        key = (self.url, table.name)
+        if key in _ensured:
+            return
+        try:
+            table.create(self.engine, checkfirst=True)
+        except SQLAlchemyError as exc:  # another process created it between the check and the create
+            if "already exists" not in str(exc):
+                raise LedgerError(f"ledger {self.url}: cannot create table {table.name}: "
+                                  f"{str(exc).splitlines()[0]}") from None
+        _ensured.add(key)
+
     # -- plumbing -----------------------------------------------------------------------
     def _connect(self):
         return _Guard(self, begin=False)
@@ -551,6 +565,7 @@ def _run(row) -> RunRecord:
 
 
 _engines: dict[str, sa.Engine] = {}
+_ensured: set[tuple[str, str]] = set()  # (ledger url, table) created by Ledger.ensure in this process
 
 
 def _engine(url: str) -> sa.Engine:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from healer.errors import ConfigError
 from healer.ledger import Ledger, UTCDateTime, heals, metadata, prs, utcnow
@@ -69,21 +68,6 @@ class Pause:
                 f"{self.pipeline}{' --fixer ' + self.fixer if self.fixer else ''}`")
 
 
-_ready: set[str] = set()
-
-
-def _ensure(ledger: Ledger) -> None:
-    """Create the table on a ledger opened before this module was imported (create_all ran without it)."""
-    if ledger.url in _ready:
-        return
-    try:
-        events.create(ledger.engine, checkfirst=True)
-    except (OperationalError, ProgrammingError) as exc:  # another process created it between check and create
-        if "already exists" not in str(exc):
-            raise
-    _ready.add(ledger.url)
-
-
 def _check(pipeline: str, fixer: str | None) -> None:
     if not pipeline or not pipeline.strip():
         raise ConfigError("circuit breaker: a pipeline name is required ('*' for every pipeline)")
@@ -93,7 +77,7 @@ def _check(pipeline: str, fixer: str | None) -> None:
 
 def _newest(ledger: Ledger, pipeline: str, fixer: str | None) -> dict | None:
     """The newest event of exactly this scope."""
-    _ensure(ledger)
+    ledger.ensure(events)
     where = [events.c.pipeline == pipeline,
              events.c.fixer.is_(None) if fixer is None else events.c.fixer == fixer]
     found = ledger.select(events, *where, limit=1)
@@ -134,7 +118,7 @@ def paused(ledger: Ledger, pipeline: str, fixer: str | None = None) -> Pause | N
 
 def pauses(ledger: Ledger) -> list[Pause]:
     """Every pause in force, newest first."""
-    _ensure(ledger)
+    ledger.ensure(events)
     seen, found = set(), []
     for row in ledger.select(events, limit=10000):
         key = (row["pipeline"], row["fixer"])

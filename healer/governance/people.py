@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from healer.forges.base import Audience
 from healer.governance.effective import Effective
@@ -90,23 +89,9 @@ def audience_for(rules: Effective | None, root: Path, files: list[str], forge) -
     return Audience(tuple(reviewers), tuple(labels), tuple(assignees)), sources
 
 
-_ready: set[str] = set()
-
-
-def _ensure(ledger: Ledger) -> None:
-    if ledger.url in _ready:
-        return
-    try:
-        audience_rows.create(ledger.engine, checkfirst=True)
-    except (OperationalError, ProgrammingError) as exc:  # created by another process meanwhile
-        if "already exists" not in str(exc):
-            raise
-    _ready.add(ledger.url)
-
-
 def record(ledger: Ledger, pr_id: int, audience: Audience, sources: dict[str, str] | None = None) -> None:
     """Append who PR ``pr_id`` was put in front of."""
-    _ensure(ledger)
+    ledger.ensure(audience_rows)
     now = utcnow()
     sources = sources or {}
     for role, names in (("reviewer", audience.reviewers), ("label", audience.labels),
@@ -117,7 +102,7 @@ def record(ledger: Ledger, pr_id: int, audience: Audience, sources: dict[str, st
 
 def audience_of(ledger: Ledger, pr_id: int) -> Audience:
     """Everyone PR ``pr_id`` was put in front of, as recorded."""
-    _ensure(ledger)
+    ledger.ensure(audience_rows)
     rows = ledger.select(audience_rows, audience_rows.c.pr_id == pr_id, order_desc=False, limit=1000)
 
     def names(role: str) -> tuple[str, ...]:
