@@ -405,6 +405,7 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
     failure, ledger = attempt.failure, attempt.ledger
     if attempt.rules is not None:
         policy = attempt.rules.tighten(policy)  # the policy files' sandbox and shadow seconds
+    scratch.check_configured()  # a cluster with unshared scratch: one line before the clone and Spark
     if failure.dirty:
         raise WorkspaceError(f"{failure.repo}: run #{failure.run_id} used uncommitted changes; commit them so "
                              "Healer can reproduce the job from git")

@@ -73,6 +73,19 @@ def base_uri(master: str | None, configured: str | None = None) -> str:
     return raw.rstrip("/")
 
 
+def check_configured() -> None:
+    """ConfigError now when ``HEALER_SPARK_MASTER`` is a cluster and the scratch is not shared.
+
+    A heal calls it before it clones the repo or waits for Spark; ``heal_area`` checks the
+    session's actual master again (standard Spark configuration may name a cluster too).
+    """
+    from healer.settings import Settings
+
+    master = Settings.from_env().spark_master
+    if master:
+        base_uri(master)
+
+
 def ledger_key(ledger_url: str) -> str:
     """A short key of the ledger: two ledgers sharing one scratch never sweep each other's heals."""
     return hashlib.sha256(ledger_url.encode()).hexdigest()[:8]

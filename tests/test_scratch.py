@@ -151,3 +151,15 @@ def test_a_candidate_writes_nothing_in_shared_scratch_but_its_own_run_dir(spark,
     assert spark.read.parquet(str(production)).count() == 20
     # what failed inside may have "succeeded" into the worker's private /tmp; nothing reached the mount
     assert set(seen) == set(targets) - {"own_run_dir"} | {"spark_write_other_heal"}
+
+
+def test_a_heal_checks_the_configured_master_before_it_starts(monkeypatch):
+    monkeypatch.setenv("HEALER_SPARK_MASTER", "spark://127.0.0.1:7077")
+    monkeypatch.delenv("HEALER_SCRATCH_URI", raising=False)
+    with pytest.raises(ConfigError, match="HEALER_SCRATCH_URI is unset"):
+        scratch.check_configured()
+    monkeypatch.setenv("HEALER_SCRATCH_URI", "file:///mnt/shared/healer")
+    scratch.check_configured()
+    monkeypatch.delenv("HEALER_SPARK_MASTER")
+    monkeypatch.setenv("HEALER_SCRATCH_URI", "/var/healer")  # local Spark: a plain path is fine
+    scratch.check_configured()
