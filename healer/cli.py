@@ -34,9 +34,13 @@ def _run_json(record) -> dict:
 
 
 def _cmd_runs(args) -> int:
-    from healer.ledger import Ledger
+    from healer.cli_ledger import reading_ledger
 
-    for r in Ledger().runs(pipeline=args.pipeline, limit=args.limit):
+    ledger = reading_ledger()
+    found = ledger.runs(pipeline=args.pipeline, limit=args.limit) if ledger else []
+    if not found:
+        print("no runs recorded" + (f" of {args.pipeline}" if args.pipeline else ""))
+    for r in found:
         when = r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else "-"
         detail = f"{r.row_count} rows" if r.ok else f"{r.stage}: {r.error_class}"
         print(f"{r.id:>5}  {when}  {r.pipeline:<28} {r.status:<8} {detail}")

@@ -112,10 +112,8 @@ def _heal(args) -> int:
 class _Forges:
     """The forge each recorded pull request lives on (merging a GitHub PR goes through GitHub)."""
 
-    def __init__(self):
-        from healer.ledger import Ledger
-
-        self.ledger = Ledger()
+    def __init__(self, ledger):
+        self.ledger = ledger
 
     def _for(self, pr_id: int):
         from healer.errors import ForgeError
@@ -142,17 +140,21 @@ class _Forges:
         return self._for(pr_id).close(pr_id)
 
 
-def _forge():
-    return _Forges()
+def _forge() -> _Forges | None:
+    """The forges of the ledger this command reads (announced on stderr); None when there is no ledger."""
+    from healer.cli_ledger import reading_ledger
+
+    ledger = reading_ledger()
+    return _Forges(ledger) if ledger is not None else None
 
 
 def _cmd_prs(args) -> int:
-    prs = _forge().list(status=None if args.all else "open")
+    forge = _forge()
+    prs = forge.list(status=None if args.all else "open") if forge else []
     if not prs:
         print("no pull requests" if args.all else "no open pull requests")
     from healer.governance.verify import for_pr
 
-    forge = _forge()
     for pr in prs:
         checked = for_pr(forge.ledger, pr.id) if pr.status in ("merged", "reverted") else None
         print(pr.one_line() + (f"  [{checked.state}: {checked.reason}]" if checked else ""))
@@ -161,6 +163,10 @@ def _cmd_prs(args) -> int:
 
 def _cmd_pr(args) -> int:
     forge = _forge()
+    if forge is None:
+        from healer.errors import ForgeError
+
+        raise ForgeError(f"no pull request #{args.id}: there is no ledger here")
     if args.action == "show":
         pr = forge.get(args.id)
         print(pr.one_line())

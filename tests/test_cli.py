@@ -49,3 +49,22 @@ def test_unknown_pipeline_exits_2_with_one_line(pipeline_repo, tmp_path):
     assert lines[0].endswith("(run 1)")
     run = Ledger(f"sqlite:///{home / 'ledger.db'}").get_run(1)
     assert (run.status, run.stage, run.error_class) == ("failed", "config", "ConfigError")
+
+
+def test_reading_commands_name_their_ledger_and_never_create_one(tmp_path):
+    elsewhere = tmp_path / "elsewhere" / ".healer"  # a HEALER_HOME where nothing ever ran
+    for args in (["prs"], ["runs"]):
+        done = healer(*args, home=elsewhere)
+        assert done.returncode == 0, done.stderr
+        assert f"healer: warning: no ledger at {elsewhere / 'ledger.db'}" in done.stderr
+        assert "HEALER_LEDGER_URL" in done.stderr
+        assert done.stdout.strip() in ("no open pull requests", "no runs recorded")
+    shown = healer("pr", "show", "1", home=elsewhere)
+    assert shown.returncode != 0 and "no pull request #1: there is no ledger here" in shown.stderr
+    assert not elsewhere.exists()  # nothing was created on the way
+
+    home = tmp_path / "home"
+    Ledger(f"sqlite:///{home / 'ledger.db'}")  # a ledger that exists (empty)
+    done = healer("prs", home=home)
+    assert done.returncode == 0 and "warning" not in done.stderr
+    assert f"healer: ledger sqlite:///{home / 'ledger.db'}" in done.stderr
