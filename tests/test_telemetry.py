@@ -146,11 +146,18 @@ def test_the_ledger_figures_count_every_heal_once_and_render_as_prometheus_text(
     led.insert(heals, run_id=failed.id, pipeline="p", status="declined", category="unresolved_column",
                outcome={"timings": {"sandbox": 0.5}, "llm": {"usage": {"input_tokens": 1200, "output_tokens": 200,
                                                                      "cost_usd": 0.0066}}})
-    led.insert(heals, run_id=failed.id, pipeline="p", status="error", category="missing_table",
+    other = led.insert(heals, run_id=failed.id, pipeline="p", status="error", category="missing_table",
                outcome={"llm": {"usage": {"input_tokens": "many", "cost_usd": "lots"}}})  # junk counts as nothing
     led.insert(prs, forge="local", heal_id=None, status="merged", draft=True, created_at=t0)
+    # post-merge verification (governance): a heal's newest state counts, once
+    from healer.governance.audit import Action, record
+
+    record(led, first, Action.VERIFICATION, state="unverified")
+    record(led, first, Action.VERIFICATION, state="verified")
+    record(led, other, Action.VERIFICATION, state="regressed")
 
     f = ledger_figures(led)
+    assert f.verification == (("verified", 1), ("regressed", 1), ("unverified", 0))
     assert f.heal_count() == 4 and f.heal_count(status="proposed") == 2 and f.heal_count(fixer=odd) == 1
     assert (f.time_to_pr.count, f.time_to_pr.total) == (1, 42.0)
     assert dict(f.tokens) == {"input": 1200, "output": 200, "cache_creation_input": 0, "cache_read_input": 0}
@@ -166,6 +173,7 @@ def test_the_ledger_figures_count_every_heal_once_and_render_as_prometheus_text(
     assert (buckets["30"], buckets["45"], buckets["+Inf"]) == (0, 1, 1)
     assert prom[("healer_model_cost_usd_total", ())] == 0.0066 and prom[("healer_sandbox_seconds_total", ())] == 13
     assert prom[("healer_prs", (("draft", "true"), ("state", "merged")))] == 1
+    assert prom[("healer_fixes", (("verification", "regressed"),))] == 1
 
 
 def test_the_model_tokens_and_cost_a_heal_exports_are_what_the_ledger_counts(otlp, ledger):
