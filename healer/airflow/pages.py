@@ -78,7 +78,7 @@ _HEALS = """{% extends "base" %}
   <td>{{ h.root_cause }}</td>
   <td>{{ h.fixer or "" }}</td>
   <td>{% if h.pr %}<a href="{{ h.pr.href }}">PR #{{ h.pr.id }}</a> <span class="badge {{ h.pr.status }}">{{ h.pr.status }}</span>{% if h.pr.draft %} <span class="badge draft">draft</span>{% endif %}{% endif %}</td>
-  <td>{{ h.time_to_pr }}</td>
+  <td>{{ h.time_to_pr }}{% if h.duplicate_wait %}<span class="muted">waited {{ h.duplicate_wait }} (duplicate)</span>{% endif %}</td>
   <td>{% if h.airflow.dag_id %}{% if h.airflow.log_url %}<a href="{{ h.airflow.log_url }}">{{ h.airflow.dag_id }}.{{ h.airflow.task_id }}</a>{% else %}{{ h.airflow.dag_id }}.{{ h.airflow.task_id }}{% endif %}{% if h.airflow.try_number %} <span class="muted">try {{ h.airflow.try_number }}</span>{% endif %}{% endif %}</td>
   <td class="muted">{{ h.started_at or "" }}</td>
 </tr>
@@ -100,6 +100,7 @@ _HEAL = """{% extends "base" %}{% from "diff" import diff %}
   <dt>fixer</dt><dd>{{ h.fixer or "none" }}{% if h.confidence is not none %} · confidence {{ "%.2f"|format(h.confidence) }}{% endif %}</dd>
   <dt>pull request</dt><dd>{% if h.pr %}<a href="{{ h.pr.href }}">PR #{{ h.pr.id }}: {{ h.pr.title }}</a> <span class="badge {{ h.pr.status }}">{{ h.pr.status }}</span> · branch <code>{{ h.pr.branch }}</code>{% else %}none{% endif %}</dd>
   <dt>time to PR</dt><dd>{{ h.time_to_pr or "—" }}</dd>
+  {% if h.duplicate_wait %}<dt>its own wait</dt><dd id="duplicate-wait">{{ h.duplicate_wait }}, from its failure until it joined the heal of its cause (a duplicate has no time to PR of its own)</dd>{% endif %}
   {% if h.verification %}<dt>after the merge</dt><dd id="verification"><span class="badge {{ h.verification.state }}">{{ h.verification.state }}</span> {{ h.verification.reason }}</dd>{% endif %}
   <dt>fingerprint</dt><dd><code>{{ h.fingerprint or "" }}</code></dd>
 </dl>

@@ -18,6 +18,7 @@ from healer.airflow.links import heal_path, pr_path
 from healer.governance import trail
 from healer.ledger import Ledger, as_utc, candidates, heals, jsonable, prs, runs
 from healer.redact import redact_json
+from healer.telemetry.figures import time_to_pr
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -83,15 +84,19 @@ def heal_rows(ledger: Ledger, *, status: str | None = None, pipeline: str | None
 def _heal_json(heal: dict, run: dict | None, pr: dict | None) -> dict:
     outcome = heal.get("outcome") or {}
     failed_at = as_utc(run.get("finished_at")) if run else None
-    pr_at = as_utc(pr.get("created_at")) if pr else None
-    # a duplicate heal points at a PR opened earlier: its time-to-PR is zero, not negative
-    to_pr = max(0.0, (pr_at - failed_at).total_seconds()) if (pr_at and failed_at) else None
+    # a duplicate points at a PR an earlier heal opened: no time to PR of its own, but its wait
+    # (from its failure until it was linked to the heal of its cause) is shown beside it
+    to_pr = time_to_pr(heal, run, pr)
+    ended_at = as_utc(heal.get("finished_at"))
+    waited = max(0.0, (ended_at - failed_at).total_seconds()) if (
+        outcome.get("duplicate") and ended_at and failed_at) else None
     return {
         "id": heal["id"], "status": heal["status"], "pipeline": heal["pipeline"], "category": heal.get("category"),
         "root_cause": _root_cause(heal), "reason": heal.get("reason"), "fixer": heal.get("fixer"),
         "confidence": outcome.get("confidence"), "fingerprint": heal.get("fingerprint"),
         "duplicate": bool(outcome.get("duplicate")), "failure": heal.get("run_id"),
         "pr": _pr_json(pr), "time_to_pr_s": to_pr, "time_to_pr": duration_words(to_pr),
+        "duplicate_wait_s": waited, "duplicate_wait": duration_words(waited),
         "started_at": _iso(heal.get("started_at")), "finished_at": _iso(heal.get("finished_at")),
         "airflow": _airflow(run.get("context") if run else None), "page": heal_path(heal["id"]),
     }
