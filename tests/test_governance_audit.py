@@ -10,13 +10,10 @@ import sys
 
 import pytest
 
-from healer.errors import ConfigError, RunFailed
-from healer.forges import LocalForge
+from healer.errors import ConfigError
 from healer.governance import audit
 from healer.governance.audit import Action
-from healer.heal import heal
-from healer.runner.run import run_pipeline
-from pipelines import drift
+from test_lease import pg_url  # noqa: F401 -- a fresh PostgreSQL database per test
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -59,14 +56,11 @@ def test_since_accepts_ages_and_iso_times_and_says_what_is_wrong():
 @pytest.mark.slow
 def test_audit_of_the_demo_heal_lists_every_step_in_order(spark, ledger, pipeline_repo):
     """The demo's breakage healed for real; `healer audit --heal N --json` lists each step, in order."""
-    pipeline = "revenue_by_category"
-    run_pipeline(pipeline_repo, pipeline, spark=spark, ledger=ledger)
-    drift.rename_column(pipeline_repo / "data", "order_items", "unit_price", "item_price")
-    with pytest.raises(RunFailed):
-        run_pipeline(pipeline_repo, pipeline, spark=spark, ledger=ledger)
-    outcome = heal(pipeline_repo, pipeline, spark=spark, ledger=ledger)
-    assert outcome.status == "proposed", outcome.reason
-    LocalForge(ledger).merge(outcome.pr)
+    from test_governance_verify import PIPELINE as pipeline, merged_heal
+
+    clone_commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=pipeline_repo, capture_output=True, text=True,
+                                  check=True).stdout.strip()
+    outcome = merged_heal(spark, ledger, pipeline_repo)  # healed, then merged on the local forge
 
     proc = _cli("audit", "--heal", str(outcome.heal), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -82,8 +76,6 @@ def test_audit_of_the_demo_heal_lists_every_step_in_order(spark, ledger, pipelin
     assert all(e["heal_id"] == outcome.heal and e["pipeline"] == pipeline for e in lines)
     assert gates == [("static", True), ("sample", True), ("shadow", True), ("readiness", True)]
     by = {e["action"]: e["detail"] for e in lines}
-    clone_commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=pipeline_repo, capture_output=True, text=True,
-                                  check=True).stdout.strip()
     assert by["clone"]["commit"] == clone_commit
     reads = {e["detail"]["input"]: e["detail"] for e in lines if e["action"] == "input_read"}
     assert set(reads) == {"order_items", "orders", "products"}
@@ -141,3 +133,27 @@ def test_each_model_request_is_recorded_with_tokens_cost_and_the_prompts_hash(ke
     # what the policy's daily budgets sum
     spent = audit.model_requests(ledger, since=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
     assert sum(r.input_tokens + r.output_tokens for r in spent) == session.usage.input_tokens + session.usage.output_tokens
+
+
+@pytest.mark.postgres
+def test_the_trail_and_verification_states_on_postgresql(pg_url):
+    """The shared deployment's ledger: both append-only tables are created on an existing PostgreSQL ledger."""
+    from healer.governance import verify
+    from healer.ledger import Ledger, heals, utcnow
+
+    ledger = Ledger(pg_url)
+    heal_id = ledger.insert(heals, pipeline="p", repo="/r", status="proposed", started_at=utcnow())
+    before = utcnow()
+    audit.record(ledger, heal_id, Action.CLONE, commit="abc", source="postgresql://etl:pw-123@db/prod")
+    audit.record(ledger, heal_id, Action.MODEL_REQUEST, model="m", input_tokens=7, output_tokens=3, cost_usd=0.01,
+                 prompt_sha256="00")
+    got = audit.events(ledger, heal_id=heal_id, since=before)
+    assert [(e.action, e.pipeline, e.repo) for e in got] == [(Action.CLONE, "p", "/r"), (Action.MODEL_REQUEST, "p", "/r")]
+    assert "pw-123" not in json.dumps(got[0].to_json()) and got[0].at.tzinfo is not None
+    assert [r.input_tokens for r in audit.model_requests(ledger, since=before)] == [7]
+    watching = verify.Verification(heal_id, None, "p", "/r", "watching", utcnow(), None, "", utcnow())
+    verify._add(ledger, watching, "watching", None, "merged")
+    verify._add(ledger, watching, "verified", 12, "run #12 succeeded")
+    assert verify.state(ledger, heal_id).state == "verified"
+    assert [v.state for v in verify.history(ledger, heal_id)] == ["watching", "verified"]
+    assert [v.heal_id for v in verify.latest(ledger, ("verified",))] == [heal_id]
