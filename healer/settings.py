@@ -27,6 +27,7 @@ README's table and this file disagree.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import sys
@@ -258,14 +259,16 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """The settings from ``env`` (default ``os.environ``); a bad value is a one-line ConfigError."""
         env = os.environ if env is None else env
+        # One pass over the environment: os.environ.get of an unset name raises and catches a
+        # KeyError inside, and fifty of those cost a millisecond; modules read settings often.
+        given = {name: value for name, value in env.items() if name.startswith("HEALER_")}
         values = {}
-        for spec_field in fields(cls):
-            spec: Spec = spec_field.metadata["setting"]
-            raw = (env.get(spec.name) or "").strip()
+        for attribute, spec in _specs_by_field(cls):
+            raw = given.get(spec.name, "").strip()
             if not raw:
                 continue
             try:
-                values[spec_field.name] = spec.parse(raw)
+                values[attribute] = spec.parse(raw)
             except ValueError as error:
                 shown = "(hidden)" if spec.secret else repr(raw)
                 raise ConfigError(f"{spec.name}={shown}: {error}") from None
@@ -277,6 +280,11 @@ class Settings:
     def resolved_ledger_url(self) -> str:
         """``HEALER_LEDGER_URL``, else a SQLite file in ``HEALER_HOME``."""
         return self.ledger_url or f"sqlite:///{self.resolved_home() / 'ledger.db'}"
+
+
+@functools.cache
+def _specs_by_field(cls: type) -> tuple[tuple[str, Spec], ...]:
+    return tuple((f.name, f.metadata["setting"]) for f in fields(cls))
 
 
 def specs() -> tuple[Spec, ...]:
