@@ -36,11 +36,12 @@ def _cmd_show(args) -> int:
 
 def _pauses(pipeline: str | None) -> list[str]:
     """Pauses in force (of the pipeline, or all of them), as lines; the ledger may be absent."""
+    from healer.cli_ledger import reading_ledger
     from healer.governance import breaker
-    from healer.ledger import Ledger
 
     try:
-        found = breaker.pauses(Ledger())
+        ledger = reading_ledger()  # a reading command: it never creates a ledger
+        found = breaker.pauses(ledger) if ledger is not None else []
     except HealerError as exc:
         return [f"circuit breaker: cannot read the ledger: {exc}"]
     return [p.one_line() for p in found if pipeline is None or p.pipeline in (pipeline, breaker.ANY_PIPELINE)]

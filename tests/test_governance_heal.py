@@ -116,6 +116,9 @@ def test_breaker_trips_after_n_closed_prs_and_resumes(ledger, pipeline_repo, cap
     assert "workspace" not in outcome.timings
     # still paused for the next heal, with the same reason
     assert heal(pipeline_repo, PIPELINE, ledger=ledger).reason == outcome.reason
+    capsys.readouterr()
+    assert main(["policy", "show", "--repo", str(pipeline_repo), "--pipeline", PIPELINE]) == 0
+    assert outcome.reason in capsys.readouterr().out  # show lists the pause in force
     assert main(["policy", "resume", PIPELINE]) == 0
     assert f"resumed healing of pipeline '{PIPELINE}'" in capsys.readouterr().out
     assert breaker.paused(ledger, PIPELINE) is None
