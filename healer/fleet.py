@@ -5,9 +5,9 @@ whether its pull requests are merged and hold, which upstream inputs broke the m
     figures(ledger, fleet_filter, today=None)          -> Fleet, every figure of the dashboard
 
 No Airflow here: the plugin's dashboard renders a Fleet, and anything else (a CLI, a metrics
-exporter) can read the same numbers. The governance modules (pauses, verification, the audit
-trail's model requests, budgets) are read through their own modules when they are installed;
-a figure whose source is missing says so (``None``) instead of showing zero.
+exporter) can read the same numbers. Governance is read through its own modules: pauses
+(``breaker``), verification and model requests (``audit``), budgets and policy modes
+(``effective``); a figure whose source cannot be read says so (``None``) instead of showing zero.
 
 Days are UTC calendar days of a heal's start. Per heal, the figures are the metrics' own
 (``healer.telemetry.figures``: time to PR, only for the heal that opened the PR, as a
@@ -25,7 +25,9 @@ from typing import Iterable, Literal
 
 import sqlalchemy as sa
 
-from healer.errors import ConfigError
+from healer.errors import ConfigError, HealerError
+from healer.governance import audit, breaker, effective
+from healer.governance.policy_file import read_org
 from healer.ledger import HEAL_STATUSES, Ledger, as_utc, heals, prs, runs
 from healer.telemetry.figures import heal_figures, time_to_pr, verification
 
@@ -183,8 +185,8 @@ class PipelineRow:
     open_pr_id: int | None
     open_pr_title: str | None
     open_pr_url: str | None
-    policy_mode: str | None  # None: no policy module installed to ask
-    paused: bool | None  # None: no circuit breaker installed to ask
+    policy_mode: str | None  # "draft (healer.yml:healing.mode)"; None where the repo's policy cannot be read here
+    paused: bool  # the circuit breaker holds a pause of the whole pipeline
     pause_reason: str | None
 
 
@@ -246,7 +248,7 @@ def figures(ledger: Ledger, fleet_filter: FleetFilter) -> Fleet:
         prs=_pr_acceptance(ledger, f),
         verification=_verification(ledger, f),
         spend=_spend(ledger, heal_rows, f),
-        budget=None,  # daily budgets belong to the governance policy, which does not set one yet
+        budget=_budget(f),
         broken_inputs=broken,
         heals_without_input_change=unchanged,
         pipelines=pipeline_rows(ledger, f),
@@ -395,11 +397,7 @@ def _spend(ledger: Ledger, heal_rows: list[dict], f: FleetFilter) -> tuple[DaySp
 
 
 def _model_requests(ledger: Ledger, f: FleetFilter) -> list:
-    """The audit trail's model requests in range (empty when the audit trail is not installed)."""
-    try:
-        from healer.governance import audit
-    except ImportError:
-        return []
+    """The audit trail's model requests in range."""
     found = audit.model_requests(ledger, f.start, repo=f.repo)
     return [r for r in found if r.at < f.end and (not f.pipeline or r.pipeline == f.pipeline)]
 
@@ -434,30 +432,51 @@ def pipeline_rows(ledger: Ledger, f: FleetFilter) -> tuple[PipelineRow, ...]:
     by_key_failure = {(p, r): failures.get(i) for p, r, i in failed}
     by_key_heal = {(h["pipeline"], h["repo"]): h for h in last_heals.values()}
     by_key_pr = {(p, r): (i, t, u) for i, t, u, p, r in open_prs}  # ordered by id: the newest stays
-    paused = _pauses(ledger)
     out = []
     for pipeline, repo in sorted(keys, key=lambda k: (k[0], k[1] or "")):
         fail, heal = by_key_failure.get((pipeline, repo)), by_key_heal.get((pipeline, repo))
         pr = by_key_pr.get((pipeline, repo))
-        pause = paused(pipeline) if paused else None
+        pause = breaker.paused(ledger, pipeline)
         out.append(PipelineRow(
             pipeline=pipeline, repo=repo or "",
             last_failure_id=fail["id"] if fail else None, last_failure_at=as_utc(fail["finished_at"]) if fail else None,
             last_heal_id=heal["id"] if heal else None, last_heal_status=heal["status"] if heal else None,
             last_heal_at=as_utc(heal["started_at"]) if heal else None,
             open_pr_id=pr[0] if pr else None, open_pr_title=pr[1] if pr else None, open_pr_url=pr[2] if pr else None,
-            policy_mode=None, paused=(pause is not None) if paused else None,
+            policy_mode=_policy_mode(repo, pipeline), paused=pause is not None,
             pause_reason=getattr(pause, "reason", None)))
     return tuple(out)
 
 
-def _pauses(ledger: Ledger):
-    """A function pipeline -> its pause in force (or None); None when no circuit breaker is installed."""
-    try:
-        from healer.governance import breaker
-    except ImportError:
+def _budget(f: FleetFilter) -> Budget | None:
+    """The daily model budget the governance policy sets: the org file's (``HEALER_POLICY_FILE``), or
+    with a repo filter that repo's (the smaller of its healer.yml and the org file); None when unset."""
+    cost = tokens = None
+    if f.repo:
+        try:
+            rules = effective.effective(f.repo)
+            cost, tokens = rules.model_cost_usd_per_day_repo, rules.model_tokens_per_day_repo
+        except HealerError as exc:  # the repo is not on this machine, or its policy is invalid
+            log.info("dashboard: no repo budget for %s: %s", f.repo, exc)
+    if cost is None and tokens is None:
+        org = read_org(effective.org_file(), [])
+        if org is not None:
+            cost, tokens = org.get("budgets.model_cost_usd_per_day"), org.get("budgets.model_tokens_per_day")
+    if cost is None and tokens is None:
         return None
-    return lambda pipeline: breaker.paused(ledger, pipeline)
+    return Budget(cost_usd=float(cost.value) if cost else None, tokens=int(tokens.value) if tokens else None,
+                  source=(cost or tokens).where)
+
+
+def _policy_mode(repo: str | None, pipeline: str) -> str | None:
+    """The pipeline's effective mode and where it is written, read from its repo's healer.yml and the
+    org file; None when the repo is not on this machine or its policy does not read."""
+    try:
+        mode = effective.effective(repo, pipeline).mode if repo else None
+    except HealerError as exc:
+        log.info("dashboard: no policy mode for %s in %s: %s", pipeline, repo, exc)
+        return None
+    return f"{mode.value} ({mode.where})" if mode else None
 
 
 def _distinct(ledger: Ledger, *columns) -> tuple[str, ...]:

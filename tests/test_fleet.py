@@ -180,3 +180,42 @@ def test_template_is_a_real_heal():
     assert heal["status"] == "proposed" and heal["outcome"]["fixer"].startswith("rule:")
     assert any(d.get("dropped") for d in heal["outcome"]["evidence"]["diffs"])
     assert run.status == "failed" and pr["heal_id"] == heal["id"]
+
+
+def test_governance_shows_mode_budget_pause_verification_and_audited_spend(ledger, tmp_path, monkeypatch):
+    """Policy mode and budget from real policy files, a pause from the circuit breaker, verification
+    and model requests from the audit trail: each read through its governance module."""
+    from healer.governance import audit, breaker
+
+    repo = tmp_path / "sales"
+    repo.mkdir()
+    (repo / "healer.yml").write_text("healing:\n  mode: draft\n  budgets: {model_cost_usd_per_day: 0.5}\n"
+                                     "pipelines: {}\n")
+    org = tmp_path / "org-policy.yml"
+    org.write_text("healing:\n  budgets:\n    model_cost_usd_per_day: 2.0\n    model_tokens_per_day: 400000\n")
+    monkeypatch.setenv("HEALER_POLICY_FILE", str(org))
+    heal, run, pr = load_template()
+    planned = [p for p in plan(TODAY) if p.pipeline in ("orders_daily", "margin_by_sku")][:4]
+    monkeypatch.setitem(PIPELINES, "orders_daily", (str(repo), PIPELINES["orders_daily"][1]))
+    written = write_history(ledger, heal, run, pr, planned)
+    breaker.trip(ledger, pipeline="margin_by_sku", reason="3 Healer PRs closed without merge")
+    audit.record(ledger, written.heal_ids[0], audit.Action.VERIFICATION, state="verified", run=1)
+    audit.record(ledger, written.heal_ids[1], audit.Action.VERIFICATION, state="unverified")
+    audit.record(ledger, written.heal_ids[1], audit.Action.VERIFICATION, state="regressed", run=2)  # newest wins
+    for tokens in (1000, 500):  # a heal with audited requests counts them, not its outcome's total
+        audit.record(ledger, written.heal_ids[0], audit.Action.MODEL_REQUEST, model="claude-sonnet-4-5",
+                     input_tokens=tokens, output_tokens=100, cost_usd=0.01)
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    got = fleet.figures(ledger, fleet.FleetFilter.parse(since=str(TODAY - dt.timedelta(days=13)), until=str(today)))
+    rows = {p.pipeline: p for p in got.pipelines}
+    assert rows["orders_daily"].policy_mode == "draft (healer.yml:healing.mode)"
+    assert rows["margin_by_sku"].policy_mode is None  # its repo is not on this machine
+    assert rows["margin_by_sku"].paused and "closed without merge" in rows["margin_by_sku"].pause_reason
+    assert not rows["orders_daily"].paused
+    assert dict(got.verification.counts) == {"verified": 1, "regressed": 1, "unverified": 0}
+    assert got.budget == fleet.Budget(cost_usd=2.0, tokens=400000,
+                                      source=f"{org}:healing.budgets.model_cost_usd_per_day")
+    assert got.spend_tokens == 1700 and got.spend_cost_usd == pytest.approx(0.02)  # audited today, not day 9
+    by_repo = fleet.figures(ledger, fleet.FleetFilter.parse(repo=str(repo), since="2026-11-01", until=str(today)))
+    assert by_repo.budget.cost_usd == 0.5 and by_repo.budget.source.startswith("healer.yml:")

@@ -186,8 +186,8 @@ TEMPLATE = """{% extends "base" %}
 <td>{% if p.heal_page %}<a href="{{ p.heal_page }}">#{{ p.last_heal_id }}</a> <span class="badge {{ p.last_heal_status }}">{{ p.last_heal_status }}</span> <span class="muted">{{ p.last_heal }}</span>{% endif %}</td>
 <td>{% if p.pr_page %}<a href="{{ p.pr_page }}">PR #{{ p.open_pr_id }}</a> {{ p.open_pr_title or "" }}{% endif %}</td>
 <td>{{ p.policy_mode or "—" }}</td>
-<td>{% if p.paused is none %}<span class="muted">—</span>{% elif p.paused %}<span class="badge error">paused</span> <span class="muted">{{ p.pause_reason }}</span>{% else %}no{% endif %}</td></tr>{% endfor %}</table>
+<td>{% if p.paused %}<span class="badge error">paused</span> <span class="muted">{{ p.pause_reason }}</span>{% else %}no{% endif %}</td></tr>{% endfor %}</table>
 {% else %}<div class="empty">No pipeline has failed or been healed{% if f.pipeline or f.repo %} under this filter{% endif %}.</div>{% endif %}
-<p class="muted">Policy mode and pauses come from governance; "—" where it is not installed or sets nothing.</p>
+<p class="muted">Policy mode: the effective mode and where it is written (healer.yml, the org file); "—" where the repo is not on this machine.</p>
 {% endblock %}
 """
