@@ -481,7 +481,9 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
     outcome.llm = {"enabled": llm.enabled, "reason": "" if llm.enabled else llm.off_reason()}
     if not patches and not llm.enabled:
         outcome.status = "declined"
-        outcome.reason = "no fixer proposed a candidate" + (f" ({'; '.join(notes)})" if notes else "") \
+        cause = evidence.cause()  # the concrete change first: "orders.order_ts (timestamp) was dropped upstream"
+        outcome.reason = (f"{cause}: " if cause else "") + "no fixer proposed a candidate" \
+            + (f" ({'; '.join(notes)})" if notes else "") \
             + f"; root cause: {failure.describe()}" + (
                 "" if evidence.changed else " and no schema drift since the last good run") \
             + _code_change_note(evidence) + f"; {llm.off_reason()}"
@@ -499,8 +501,9 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
     if best is None:
         outcome.status = "declined"
         tried = " | ".join(f"{c['fixer']}: {'; '.join(c['reasons'])}" for c in outcome.candidates)
-        outcome.reason = ("no candidate passed the sandbox: " + tried) if tried else \
-            f"no fixer proposed a candidate; root cause: {failure.describe()}"
+        cause = evidence.cause()
+        outcome.reason = (f"{cause}: " if cause else "") + (("no candidate passed the sandbox: " + tried) if tried else
+                                                            f"no fixer proposed a candidate; root cause: {failure.describe()}")
         if llm.enabled and outcome.llm.get("reason"):
             outcome.reason += f"; {outcome.llm['reason']}"
         return None

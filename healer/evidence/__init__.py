@@ -52,6 +52,19 @@ class Evidence:
     def renames(self) -> list[RenameCandidate]:
         return [r for d in self.diffs for r in d.renames]
 
+    def cause(self) -> str | None:
+        """What the evidence names as the likely root cause, in one line (a decline leads with it);
+        None when the inputs did not change."""
+        found = []
+        for d in self.changed:
+            renamed = {r.old for r in d.renames}
+            found += [f"input {d.input} is missing"] if d.gone else []
+            found += [f"{d.input}.{c} ({t}) was dropped upstream" for c, t in d.dropped.items() if c not in renamed]
+            found += [f"{d.input}.{r.old} may have been renamed to {r.new}" for r in d.renames]
+            found += [f"{d.input}.{c} changed type {old} -> {new}" for c, (old, new) in d.retyped.items()]
+        found += [f"input {name} does not read as declared: {s.describe()}" for name, s in self.unreadable.items()]
+        return "; ".join(found) or None
+
     def affected_outputs(self) -> list[str]:
         sources = {f"{d.input}.{c}" for d in self.changed for c in [*d.dropped, *d.retyped]}
         return self.lineage.affected_by(sources)
