@@ -132,8 +132,9 @@ def latest(ledger: Ledger, states: tuple[State, ...] = STATES) -> list[Verificat
     """Every verified heal's current state, when it is one of ``states``."""
     _ensure(ledger)
     newest = sa.select(sa.func.max(verifications.c.id)).group_by(verifications.c.heal_id)
-    rows = ledger.select(verifications, verifications.c.id.in_(newest), order_desc=False, limit=100_000)
-    return [v for v in map(_verification, rows) if v.state in states]
+    rows = ledger.select(verifications, verifications.c.id.in_(newest), verifications.c.state.in_(states),
+                         order_desc=False, limit=100_000)
+    return [_verification(r) for r in rows]
 
 
 def for_pr(ledger: Ledger, pr_id: int) -> Verification | None:
@@ -216,24 +217,23 @@ def verify_after_sync(ledger: Ledger, results) -> list[Checked]:
 
 
 def watch_merged(ledger: Ledger) -> list[Verification]:
-    """Start watching every merged Healer fix not watched yet (revert PRs are not fixes to verify)."""
+    """Start watching every merged Healer fix not watched yet (revert PRs are not fixes to verify).
+
+    One query for the heals to start (runs call this too, so it must stay cheap as PRs pile up)."""
     _ensure(ledger)
-    watched = sa.select(verifications.c.heal_id)
+    merged = sa.select(prs.c.id).where(prs.c.status == "merged", sa.not_(prs.c.branch.startswith(REVERT_PREFIX)))
+    fresh = ledger.select(heals, heals.c.pr_id.in_(merged), heals.c.status == "proposed",
+                          heals.c.id.not_in(sa.select(verifications.c.heal_id)), order_desc=False, limit=10_000)
     started = []
-    for pr in ledger.select(prs, prs.c.status == "merged", order_desc=False, limit=100_000):
-        if (pr["branch"] or "").startswith(REVERT_PREFIX):
-            continue
-        members = ledger.select(heals, heals.c.pr_id == pr["id"], heals.c.id.not_in(watched), order_desc=False)
-        if not members and pr["heal_id"] is not None:
-            members = ledger.select(heals, heals.c.id == pr["heal_id"], heals.c.id.not_in(watched))
+    for h in fresh:
+        if (h["outcome"] or {}).get("duplicate"):
+            continue  # a duplicate heal points at the PR; the heal that made it is the one verified
+        pr = ledger.get(prs, h["pr_id"])
         merged_at = _merged_at(ledger, pr)
-        for h in members:
-            if h["status"] != "proposed" or (h["outcome"] or {}).get("duplicate"):
-                continue  # a duplicate heal points at the PR; the heal that made it is the one verified
-            v = Verification(h["id"], pr["id"], h["pipeline"], h["repo"], "watching", merged_at, None, "", merged_at)
-            started.append(_add(ledger, v, "watching", None,
-                                f"PR #{pr['id']} merged {merged_at:%Y-%m-%d %H:%M} UTC; the next run of "
-                                f"{h['pipeline']} that carries the fix decides"))
+        v = Verification(h["id"], pr["id"], h["pipeline"], h["repo"], "watching", merged_at, None, "", merged_at)
+        started.append(_add(ledger, v, "watching", None,
+                            f"PR #{pr['id']} merged {merged_at:%Y-%m-%d %H:%M} UTC; the next run of "
+                            f"{h['pipeline']} that carries the fix decides"))
     return started
 
 
