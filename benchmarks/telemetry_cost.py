@@ -105,12 +105,15 @@ def endpoint_cost(sizes: list[int]) -> dict:
                     outcome={"duplicate": False, "timings": {"sandbox": 9.5}, "evidence": evidence,
                              "llm": {"usage": {"input_tokens": 1200, "output_tokens": 200, "cost_usd": 0.0066}}})
                     for i in range(size)])
+            t0 = time.perf_counter()
+            text = prometheus.render(ledger_figures(ledger))  # the first scrape reads every heal
+            first = (time.perf_counter() - t0) * 1000
             samples = []
-            for _ in range(3):
+            for _ in range(3):  # later scrapes read only new and running heals
                 t0 = time.perf_counter()
                 text = prometheus.render(ledger_figures(ledger))
                 samples.append((time.perf_counter() - t0) * 1000)
-            out[size] = {"ms": statistics.median(samples), "bytes": len(text)}
+            out[size] = {"first_ms": first, "ms": statistics.median(samples), "bytes": len(text)}
             ledger.engine.dispose()
     return out
 
@@ -127,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'  share of a 15 s heal':<52}{spans['off_us'] / 15e6:>12.2e}{spans['on_us'] / 15e6:>18.2e}")
     print(f"{'  OpenTelemetry modules imported when off':<52}{spans['opentelemetry_modules_when_off']:>12}")
     print(f"{'  spans the receiver decoded (on)':<52}{'':>12}{spans['spans_received']:>18}")
+    print(f"{'/api/metrics (ms)':<52}{'first scrape':>12}{'later scrapes':>18}")
     for size, figures in endpoint_cost(sizes).items():
-        print(f"{f'/api/metrics over {size:,} heals (ms, bytes)':<52}{figures['ms']:>12.1f}{figures['bytes']:>18}")
+        label = f"  over {size:,} heals ({figures['bytes']} bytes of text)"
+        print(f"{label:<52}{figures['first_ms']:>12.1f}{figures['ms']:>18.1f}")
     return 0
 
 

@@ -156,9 +156,12 @@ def test_the_ledger_figures_count_every_heal_once_and_render_as_prometheus_text(
     record(led, first, Action.VERIFICATION, state="verified")
     record(led, other, Action.VERIFICATION, state="regressed")
 
+    running = led.insert(heals, run_id=failed.id, pipeline="p", status="running", category="unresolved_column")
+
     f = ledger_figures(led)
     assert f.verification == (("verified", 1), ("regressed", 1), ("unverified", 0))
-    assert f.heal_count() == 4 and f.heal_count(status="proposed") == 2 and f.heal_count(fixer=odd) == 1
+    assert f.heal_count(status="running") == 1
+    assert f.heal_count() == 5 and f.heal_count(status="proposed") == 2 and f.heal_count(fixer=odd) == 1
     assert (f.time_to_pr.count, f.time_to_pr.total) == (1, 42.0)
     assert dict(f.tokens) == {"input": 1200, "output": 200, "cache_creation_input": 0, "cache_read_input": 0}
     assert (f.cost_usd, f.sandbox_s) == (0.0066, 13.0)
@@ -174,6 +177,12 @@ def test_the_ledger_figures_count_every_heal_once_and_render_as_prometheus_text(
     assert prom[("healer_model_cost_usd_total", ())] == 0.0066 and prom[("healer_sandbox_seconds_total", ())] == 13
     assert prom[("healer_prs", (("draft", "true"), ("state", "merged")))] == 1
     assert prom[("healer_fixes", (("verification", "regressed"),))] == 1
+    # a scrape reads again only what is new or was running: the running heal ends, another starts
+    led.update(heals, running, status="declined", outcome={"timings": {"sandbox": 1.0}})
+    led.insert(heals, run_id=failed.id, pipeline="p", status="skipped", category="transient")
+    again = ledger_figures(led)
+    assert again.heal_count(status="running") == 0 and again.heal_count(status="declined") == 2
+    assert again.heal_count() == 6 and again.sandbox_s == 14.0
 
 
 def test_the_model_tokens_and_cost_a_heal_exports_are_what_the_ledger_counts(otlp, ledger):

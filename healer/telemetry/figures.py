@@ -14,6 +14,7 @@ exported. Nothing here reads data values: statuses, names of fixers and categori
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -116,13 +117,7 @@ class LedgerFigures:
 
 def ledger_figures(ledger: Ledger) -> LedgerFigures:
     """The totals of every heal in the ledger, its PRs by state and its fixes by verification."""
-    with ledger.engine.connect() as conn:
-        heal_rows = [_heal_row(r) for r in conn.execute(_HEALS_QUERY).mappings()]
-        pr_rows = {r["id"]: dict(r) for r in conn.execute(
-            sa.select(prs.c.id, prs.c.heal_id, prs.c.created_at)).mappings()}
-        failed = {r["id"]: dict(r) for r in conn.execute(
-            sa.select(runs.c.id, runs.c.finished_at).where(runs.c.status == "failed")).mappings()}
-    each = [heal_figures(h, failed.get(h["run_id"]), pr_rows.get(h["pr_id"])) for h in heal_rows]
+    each = _finished.figures(ledger)
     counts = Counter(f.key for f in each)
     tokens: Counter = Counter()
     for f in each:
@@ -138,18 +133,50 @@ def ledger_figures(ledger: Ledger) -> LedgerFigures:
 
 # Only the few outcome fields the figures read, extracted by the database: an outcome holds the
 # heal's whole evidence, and decoding thousands of them made a scrape take seconds.
-_OUTCOME_FIELDS = {"duplicate": ("duplicate",), "sandbox": ("timings", "sandbox"), "cost_usd": ("llm", "usage", "cost_usd"),
-                   **{f"{t}_tokens": ("llm", "usage", f"{t}_tokens") for t in TOKEN_TYPES}}
-_HEALS_QUERY = sa.select(heals.c.id, heals.c.run_id, heals.c.status, heals.c.fixer, heals.c.category, heals.c.pr_id,
-                         *(heals.c.outcome[path].as_json().label(name) for name, path in _OUTCOME_FIELDS.items())
-                         ).order_by(heals.c.id)
+_HEALS_QUERY = sa.select(
+    heals.c.id, heals.c.status, heals.c.fixer, heals.c.category, heals.c.finished_at,
+    heals.c.outcome[("duplicate",)].as_json().label("duplicate"),
+    heals.c.outcome[("timings", "sandbox")].as_json().label("sandbox"),
+    heals.c.outcome[("llm", "usage")].as_json().label("usage"),
+    runs.c.finished_at.label("failed_at"), prs.c.heal_id.label("pr_heal_id"), prs.c.created_at.label("pr_created_at"),
+).select_from(heals.outerjoin(runs, runs.c.id == heals.c.run_id).outerjoin(prs, prs.c.id == heals.c.pr_id))
 
 
-def _heal_row(row) -> dict:
-    """A heal row as ``heal_figures`` reads it, its outcome cut down to the extracted fields."""
-    usage = {k: row[k] for k in _OUTCOME_FIELDS if k.endswith("_tokens") or k == "cost_usd"}
-    outcome = {"duplicate": row["duplicate"], "timings": {"sandbox": row["sandbox"]}, "llm": {"usage": usage}}
-    return {k: row[k] for k in ("id", "run_id", "status", "fixer", "category", "pr_id")} | {"outcome": outcome}
+class _FinishedHeals:
+    """Each ledger's finished heals' figures, kept between scrapes: a heal's row no longer changes
+    once it has finished, so a scrape reads only the heals that are new or were still running."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_url: dict[str, tuple[int, dict[int, HealFigures]]] = {}  # url -> (read from id, figures by id)
+
+    def figures(self, ledger: Ledger) -> list[HealFigures]:
+        with self._lock:
+            start, known = self._by_url.get(ledger.url, (0, {}))
+            known = dict(known)
+        with ledger.engine.connect() as conn:
+            newest = conn.execute(sa.select(sa.func.max(heals.c.id))).scalar() or 0
+            if known and newest < max(known):  # a new ledger at the same URL
+                start, known = 0, {}
+            rows = conn.execute(_HEALS_QUERY.where(heals.c.id >= start).order_by(heals.c.id)).mappings().all()
+        fresh = {r["id"]: _figures_of_row(r) for r in rows if r["id"] not in known}
+        finished = {i: f for i, f in fresh.items() if f.key.status != "running"}
+        still_running = [i for i, f in fresh.items() if f.key.status == "running"]
+        with self._lock:
+            self._by_url[ledger.url] = (min(still_running, default=newest + 1), {**known, **finished})
+        return list(known.values()) + list(fresh.values())
+
+
+_finished = _FinishedHeals()
+
+
+def _figures_of_row(row) -> HealFigures:
+    """``heal_figures`` of one joined row, its outcome cut down to the extracted fields."""
+    heal = {"id": row["id"], "status": row["status"], "fixer": row["fixer"], "category": row["category"],
+            "outcome": {"duplicate": row["duplicate"], "timings": {"sandbox": row["sandbox"]},
+                        "llm": {"usage": row["usage"] if isinstance(row["usage"], dict) else {}}}}
+    pr = {"heal_id": row["pr_heal_id"], "created_at": row["pr_created_at"]} if row["pr_created_at"] else None
+    return heal_figures(heal, {"finished_at": row["failed_at"]}, pr)
 
 
 def pr_states(ledger: Ledger) -> tuple[tuple[str, bool, int], ...]:
