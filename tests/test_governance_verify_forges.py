@@ -7,6 +7,8 @@ runs themselves are in test_governance_verify.py.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from forge_fixtures import no_forge_settings, pushed, remote, server, sleeps  # noqa: F401 -- shared fixtures
@@ -105,7 +107,11 @@ def test_a_squash_merged_fix_that_regresses_gets_a_comment_instead(github, fake,
     assert main(["sync"]) == 0
 
     _run(ledger, repo, "failed", squashed, stage="audit")
+    capsys.readouterr()
     assert main(["verify", "--json"]) == 0
+    [checked] = json.loads(capsys.readouterr().out)
+    assert (checked["heal_id"], checked["state"], checked["revert"]["kind"]) == (heal_id, "regressed", "comment")
+    assert checked["revert"]["detail"].startswith("commented on PR #") and "squash" in checked["revert"]["detail"]
 
     assert len(fake.pulls) == 1  # no revert PR
     [comment] = fake.comments[1]

@@ -301,8 +301,8 @@ def act_on_regression(ledger: Ledger, v: Verification) -> Revert:
     made = _revert_branch(pr, v)
     if isinstance(made, str):  # no revert could be made: say so on the PR
         text = f"{why} No revert could be made automatically: {made}. Please revert it by hand."
-        _comment(forge, pr, redact(text))
-        result = Revert("comment", f"commented on PR #{pr['id']}: {made}")
+        said = _comment(forge, pr, redact(text))
+        result = Revert("comment", (f"commented on PR #{pr['id']}: " if said else "no revert PR: ") + made)
         record(ledger, v.heal_id, Action.REVERT_PROPOSED, kind="comment", pr=pr["id"], reason=made)
         return result
     branch, sha = made
@@ -372,15 +372,16 @@ def _merged_commit(repo: git.Repo, pr: Mapping) -> tuple[str, bool] | None:
         return None
 
 
-def _comment(forge, pr: Mapping, text: str) -> None:
-    """A comment on the PR, where the forge has comments (GitHub, GitLab); the local forge has none,
-    so there the audit trail and ``healer verify`` carry it."""
+def _comment(forge, pr: Mapping, text: str) -> bool:
+    """A comment on the PR, where the forge has comments (GitHub, GitLab): True when made. The local
+    forge has none: there the audit trail and ``healer verify`` say it."""
     if pr["forge"] == "local" or not pr["number"]:
-        return
+        return False
     try:
-        forge._comment(forge._fetch(pr["number"]), text)  # the forge's own comment call, as sync uses it
+        forge._comment(forge._fetch(pr["number"]), text)  # the forge's own comment call, as open's update uses it
     except HealerError as exc:
         raise ForgeError(f"cannot comment on PR #{pr['id']}: {exc}") from None
+    return True
 
 
 def _trip(ledger: Ledger, v: Verification, heal: Mapping) -> None:
