@@ -94,6 +94,7 @@ def test_an_exporter_that_is_not_installed_is_one_warning_and_telemetry_stays_of
     assert "otlp_proto_http" in warning and "\n" not in warning
 
 
+@pytest.mark.airflow
 def test_traceparent_of_an_airflow_task_try():
     """Airflow 3 hands a task its trace as ``context_carrier``; inside the task's span the span itself names the try."""
     from airflow.sdk.api.datamodels._generated import TaskInstance
