@@ -23,6 +23,10 @@ PIPELINES = {
     "returns_weekly": ("/repos/finance", {"lines": SHARED_INPUT, "returns": "/lake/raw/returns"}),
     "customer_ltv": ("/repos/finance", {"customers": "/lake/raw/customers"}),
 }
+# the column each upstream input renamed (old -> new), put in place of the template's rename
+RENAMED = {SHARED_INPUT: ("unit_price", "item_price"), "/lake/raw/orders": ("order_ts", "ordered_at"),
+           "/lake/raw/customers": ("segment", "customer_segment"), "/lake/raw/returns": ("refund", "refund_amount"),
+           "/lake/raw/skus": ("sku", "sku_code")}
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,8 @@ def write_history(ledger: Ledger, template_heal: dict, template_run: RunRecord, 
         outcome = copy.deepcopy(template_heal["outcome"])
         outcome.update(status=p.status, pipeline=p.pipeline, failure=run.id, duplicate=p.duplicate_of is not None,
                        duplicate_of=out.heal_ids[p.duplicate_of] if p.duplicate_of is not None else None)
-        outcome["evidence"] = _evidence(outcome.get("evidence") or {}, p.drift_input)
+        outcome["evidence"] = _evidence(outcome.get("evidence") or {}, p.drift_input,
+                                        RENAMED.get(locations.get(p.drift_input or "")))
         outcome["llm"] = _llm(outcome.get("llm") or {}, p.tokens, p.cost_usd)
         if p.status != "proposed":
             outcome.update(fixer=None, branch=None, pr=None, pr_url=None, confidence=None, candidates=[],
@@ -119,7 +124,8 @@ def write_history(ledger: Ledger, template_heal: dict, template_run: RunRecord, 
             opened = p.failed_at + dt.timedelta(seconds=p.to_pr_s)
             pr.update(heal_id=heal_id, pipeline=p.pipeline, fingerprint=values["fingerprint"], status=p.pr_state,
                       branch=f"healer/{p.pipeline}/{i}", url=f"healer://{p.pipeline}/{i}",
-                      title=f"Heal {p.pipeline}: {template_pr.get('title') or ''}"[:200],
+                      title=_title(template_pr.get("title") or "", template_heal["pipeline"], p,
+                                   RENAMED.get(locations.get(p.drift_input or ""))),
                       created_at=opened, updated_at=opened)
             pr_id = out.pr_ids[i] = ledger.insert(prs, **pr)
         outcome.update(heal=heal_id, pr=pr_id)
@@ -129,13 +135,27 @@ def write_history(ledger: Ledger, template_heal: dict, template_run: RunRecord, 
     return out
 
 
-def _evidence(template: dict, drift_input: str | None) -> dict:
-    """The template's evidence with its schema diff moved onto ``drift_input`` (none without one)."""
+def _title(template: str, template_pipeline: str, p: Planned, renamed: tuple[str, str] | None) -> str:
+    """The template PR's title for this pipeline, naming this heal's rename when it has one."""
+    if renamed:
+        return f"heal({p.pipeline}): upstream column was renamed in {p.drift_input}: {renamed[0]} → {renamed[1]}"
+    return template.replace(template_pipeline, p.pipeline)
+
+
+def _evidence(template: dict, drift_input: str | None, renamed: tuple[str, str] | None) -> dict:
+    """The template's evidence with its schema diff (one renamed column) moved onto ``drift_input``
+    and that input's column names (none without one)."""
     evidence = copy.deepcopy(template)
     diffs = [d for d in evidence.get("diffs") or [] if d.get("dropped") or d.get("retyped") or d.get("gone")]
     if drift_input and diffs:
         moved = copy.deepcopy(diffs[0])
         moved["input"] = drift_input
+        if renamed and len(moved.get("dropped") or {}) == 1 and len(moved.get("added") or {}) == 1:
+            old, new = renamed
+            moved["dropped"] = {old: next(iter(moved["dropped"].values()))}
+            moved["added"] = {new: next(iter(moved["added"].values()))}
+            for r in moved.get("renames") or []:
+                r.update(input=drift_input, old=old, new=new)
         evidence["diffs"] = [moved]
     else:
         evidence["diffs"] = []

@@ -126,6 +126,7 @@ TEMPLATE = """{% extends "base" %}
   .kpis div span { display: block; font-size: 12px; color: var(--muted); }
   table.num td.n, table.num th.n { text-align: right; font-variant-numeric: tabular-nums; }
   details summary { cursor: pointer; color: var(--muted); font-size: 12.5px; }
+  #pipelines td.when { white-space: nowrap; }
 </style>
 <h2>Fleet</h2>
 <form class="filters" method="get" action="{{ prefix }}/dashboard">
@@ -182,8 +183,8 @@ TEMPLATE = """{% extends "base" %}
 {% if pipelines %}<table id="pipelines"><tr><th>pipeline</th><th>repo</th><th>last failure</th><th>last heal</th><th>open PR</th><th>policy mode</th><th>paused</th></tr>
 {% for p in pipelines %}<tr><td><a href="{{ prefix }}/dashboard?pipeline={{ p.pipeline|urlencode }}&amp;since={{ query.since }}&amp;until={{ query.until }}">{{ p.pipeline }}</a></td>
 <td class="muted"><code>{{ p.repo }}</code></td>
-<td>{% if p.last_failure_id %}#{{ p.last_failure_id }} <span class="muted">{{ p.last_failure }}</span>{% endif %}</td>
-<td>{% if p.heal_page %}<a href="{{ p.heal_page }}">#{{ p.last_heal_id }}</a> <span class="badge {{ p.last_heal_status }}">{{ p.last_heal_status }}</span> <span class="muted">{{ p.last_heal }}</span>{% endif %}</td>
+<td class="when">{% if p.last_failure_id %}#{{ p.last_failure_id }} <span class="muted">{{ p.last_failure }}</span>{% endif %}</td>
+<td class="when">{% if p.heal_page %}<a href="{{ p.heal_page }}">#{{ p.last_heal_id }}</a> <span class="badge {{ p.last_heal_status }}">{{ p.last_heal_status }}</span> <span class="muted">{{ p.last_heal }}</span>{% endif %}</td>
 <td>{% if p.pr_page %}<a href="{{ p.pr_page }}">PR #{{ p.open_pr_id }}</a> {{ p.open_pr_title or "" }}{% endif %}</td>
 <td>{{ p.policy_mode or "—" }}</td>
 <td>{% if p.paused %}<span class="badge error">paused</span> <span class="muted">{{ p.pause_reason }}</span>{% else %}no{% endif %}</td></tr>{% endfor %}</table>
