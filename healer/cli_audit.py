@@ -7,10 +7,9 @@ import sys
 
 
 def _cmd_audit(args) -> int:
-    from healer.governance import audit
-    from healer.ledger import Ledger
-
+    from healer.cli_ledger import reading_ledger
     from healer.errors import HealerError
+    from healer.governance import audit
 
     try:
         since = audit.parse_since(args.since) if args.since else None
@@ -18,7 +17,8 @@ def _cmd_audit(args) -> int:
         if args.json:  # --json always prints an outcome
             print(json.dumps({"error": str(exc)}))
         raise
-    found = audit.events(Ledger(), heal_id=args.heal, since=since, pipeline=args.pipeline)
+    ledger = reading_ledger()  # a reading command: it never creates a ledger
+    found = audit.events(ledger, heal_id=args.heal, since=since, pipeline=args.pipeline) if ledger else []
     if args.json:  # JSON Lines, one event a line: what a SIEM ingests
         for e in found:
             print(json.dumps(e.to_json(), default=str))
