@@ -375,6 +375,10 @@ class Ledger:
                 found.append(Abandoned(row["id"], row["run_id"], row["fingerprint"] or "", None, reason))
         for a in found:
             log.warning("heal #%s abandoned: %s", a.heal_id, a.reason)
+        if found:
+            from healer.governance import trail  # the governance package reads the ledger: imported late
+
+            trail.heals_abandoned(self, found)
         return found
 
     def ensure(self, table: sa.Table) -> None:

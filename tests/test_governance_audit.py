@@ -157,3 +157,14 @@ def test_the_trail_and_verification_states_on_postgresql(pg_url):
     assert verify.state(ledger, heal_id).state == "verified"
     assert [v.state for v in verify.history(ledger, heal_id)] == ["watching", "verified"]
     assert [v.heal_id for v in verify.latest(ledger, ("verified",))] == [heal_id]
+
+
+def test_a_heal_killed_mid_way_ends_on_its_trail_when_the_sweep_abandons_it(ledger):
+    from healer.ledger import utcnow
+
+    lease = ledger.take_lease("cause-k", {"run_id": 1, "pipeline": "p", "repo": "/r", "category": "unknown"}, seconds=1)
+    audit.record(ledger, lease.heal_id, Action.CLONE, commit="abc")  # then the process is killed: no more events
+    [gone] = ledger.abandon_expired(now=utcnow() + dt.timedelta(seconds=5))
+    trail = audit.events(ledger, heal_id=lease.heal_id)
+    assert [e.action for e in trail] == [Action.CLONE, Action.HEAL_FINISHED]
+    assert trail[-1].detail["status"] == "abandoned" and trail[-1].detail["reason"] == gone.reason

@@ -58,6 +58,12 @@ def heal_ended(ledger: Ledger, outcome, early: bool = False) -> None:
     _safe(ledger, outcome.heal, Action.HEAL_FINISHED, **detail)
 
 
+def heals_abandoned(ledger: Ledger, abandoned) -> None:
+    """Heals the sweep (or a successor) marked ``abandoned``: killed or crashed, they could not say so themselves."""
+    for a in abandoned:
+        _safe(ledger, a.heal_id, Action.HEAL_FINISHED, status="abandoned", reason=a.reason, holder=a.holder)
+
+
 def cloned(source: str, commit: str, base: str, remote: str | None) -> None:
     note(Action.CLONE, source=source, commit=commit, base=base, remote=remote or None)
 
