@@ -81,14 +81,10 @@ def storm_window(env=None) -> float:
     return Settings.from_env(env).storm_window
 
 
-_ready: set[str] = set()
-
-
 def ensure_tables(ledger: Ledger) -> None:
-    if ledger.url not in _ready:
-        for table in (storm_groups, storm_members):
-            table.create(ledger.engine, checkfirst=True)
-        _ready.add(ledger.url)
+    """The storm tables on a ledger opened before this module was imported."""
+    for table in (storm_groups, storm_members):
+        ledger.ensure(table)
 
 
 def heal_in_storm(failure_id: int, *, ledger: Ledger | None = None, window: float | None = None,
