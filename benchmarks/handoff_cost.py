@@ -5,9 +5,9 @@
 Sets up a real Airflow in a temporary AIRFLOW_HOME (``airflow db migrate``, SQLite), then runs
 one DAG through ``dag.test()`` whose tasks fail the way a ``HealerPipelineOperator`` task fails:
 each records its failed run in the ledger and raises ``RunFailed`` carrying it. Every task's
-``on_failure_callback`` is ``heal_on_failure`` inside a timer, so the figure is the hand-off as
+``on_failure_callback`` is ``heal_on_failure(pipeline=..., repo=...)`` inside a timer: the hand-off as
 a failing task pays it, in Airflow's own task runner, with its supervisor connection. The
-Healer plugin's listener is loaded too (it sees the try was already handed off).
+Healer plugin's listener is loaded too (these tasks are not healer-managed: it returns at once).
 
 For comparison, the same callback then times one ``TriggerDagRun`` request through the task's
 supervisor: the round trip the hand-off used to make before it returned. Afterwards it checks
@@ -44,16 +44,22 @@ def _airflow_env(home: Path) -> dict[str, str]:
     }
 
 
-def timed_callback(context) -> None:
-    """``heal_on_failure`` as the task runs it, timed; then a TriggerDagRun round trip, timed."""
-    from healer.airflow.handoff import heal_on_failure
+class TimedCallback:
+    """``heal_on_failure(pipeline=..., repo=...)`` as the task runs it, timed; then a TriggerDagRun
+    round trip, timed."""
 
-    started = time.perf_counter()
-    heal_on_failure(context)
-    handoff_ms = (time.perf_counter() - started) * 1000
-    trigger_ms = _trigger_round_trip(context["ti"])
-    with open(os.environ[TIMINGS], "a") as out:
-        out.write(f"{handoff_ms:.3f} {trigger_ms:.3f}\n")
+    def __init__(self, pipeline: str, repo: str):
+        from healer.airflow.handoff import heal_on_failure
+
+        self.callback = heal_on_failure(pipeline=pipeline, repo=repo)
+
+    def __call__(self, context) -> None:
+        started = time.perf_counter()
+        self.callback(context)
+        handoff_ms = (time.perf_counter() - started) * 1000
+        trigger_ms = _trigger_round_trip(context["ti"])
+        with open(os.environ[TIMINGS], "a") as out:
+            out.write(f"{handoff_ms:.3f} {trigger_ms:.3f}\n")
 
 
 def _trigger_round_trip(ti) -> float:
@@ -65,13 +71,15 @@ def _trigger_round_trip(ti) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def failing_task(pipeline: str, repo: str):
-    """What a HealerPipelineOperator does when its run fails: the run is in the ledger, RunFailed carries it."""
+def failing_task(pipeline: str, repo: str, ti=None):
+    """What a HealerPipelineOperator does when its run fails: the run is in the ledger with the
+    task's Airflow ids (the callback finds it by them), and RunFailed carries it."""
+    from healer.airflow.runs import task_context
     from healer.errors import RunFailed
     from healer.ledger import Ledger, RunRecord, utcnow
 
     ledger = Ledger()
-    run = RunRecord(pipeline=pipeline, repo=repo, status="failed", stage="job",
+    run = RunRecord(pipeline=pipeline, repo=repo, status="failed", stage="job", context=task_context(ti, "airflow"),
                     error_class="UNRESOLVED_COLUMN.WITH_SUGGESTION", error_params={"objectName": "`unit_price`"},
                     error_message="[UNRESOLVED_COLUMN.WITH_SUGGESTION] unit_price cannot be resolved",
                     started_at=utcnow(), finished_at=utcnow())
@@ -90,7 +98,7 @@ def build_dag(tasks: int, repo: str):
         for i in range(tasks):
             PythonOperator(task_id=f"pipeline_{i:03d}", python_callable=failing_task,
                            op_kwargs={"pipeline": f"pipeline_{i:03d}", "repo": repo},
-                           on_failure_callback=timed_callback)
+                           on_failure_callback=TimedCallback(f"pipeline_{i:03d}", repo))
     return dag
 
 

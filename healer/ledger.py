@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -603,11 +604,20 @@ def _driver_url(url: str) -> str:
     return url
 
 
+# engine -> the tables already created through it: a Ledger() in a failing task's hand-off
+# then costs no schema queries (create_all asks the database about every table each time)
+_made: "weakref.WeakKeyDictionary[sa.Engine, frozenset[str]]" = weakref.WeakKeyDictionary()
+
+
 def _create_tables(engine: sa.Engine) -> None:
+    names = frozenset(metadata.tables)  # modules imported later add tables: those are created then
+    if _made.get(engine) == names:
+        return
     # Two processes may race to create the tables; the loser sees "already exists".
     for attempt in range(5):
         try:
             metadata.create_all(engine, checkfirst=True)
+            _made[engine] = names
             return
         except OperationalError as exc:
             if "already exists" in str(exc) or "locked" in str(exc):

@@ -153,7 +153,8 @@ def test_the_healer_dag_sweep_closes_the_hand_off_of_an_abandoned_heal(ledger_ur
     from healer.airflow.dag import sweep
 
     ledger = Ledger(ledger_url)
-    handoff = queue.enqueue(ledger, 7, queue.TaskKey("etl", "revenue", "run-1", 1), pipeline="p", source="callback")
+    handoff = queue.enqueue(ledger, 7, queue.TaskKey("etl", "revenue", "run-1", 1), pipeline="p", source="callback",
+                            healer_dag_id="healer")
     assert queue.claim(ledger, "healer-run-1", failure=7) == [7]
     dead = ledger.take_lease("cause", heal_row(run_id=7), seconds=0.2)
     time.sleep(0.3)
