@@ -7,6 +7,7 @@
     ├── EnvironmentProblem       Java missing or too old, a service not reachable
     ├── RunFailed                a pipeline run failed at a stage (input, job, audit, publish)
     ├── MissingInput             an input path or table does not exist
+    ├── UnreadableInput          an input Spark cannot read as it was written (the message says how to write it)
     ├── Declined                 a fixer recognises the failure but will not patch it (the message says why)
     ├── WorkspaceError           a repo that cannot be cloned, is dirty or cannot be pushed
     ├── ForgeError               a pull request that cannot be opened, read or merged
@@ -52,6 +53,10 @@ class RunFailed(HealerError):
 
 class MissingInput(HealerError):
     """An input path or table does not exist."""
+
+
+class UnreadableInput(HealerError):
+    """An input Spark cannot read as it was written; the message says how to write it instead."""
 
 
 class Declined(HealerError):

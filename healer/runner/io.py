@@ -23,7 +23,15 @@ def read_input(spark, spec: InputSpec):
     if spec.format == "csv":
         options.setdefault("header", "true")
         options.setdefault("inferSchema", "true")
-    return reader.options(**options).load(spec.path)
+    try:
+        return reader.options(**options).load(spec.path)
+    except Exception as exc:
+        from healer.runner import nanos
+
+        if spec.format != "parquet" or not nanos.is_nanos_error(exc):
+            raise
+        # pandas writes nanosecond timestamps, which Spark refuses: read them to the microsecond
+        return nanos.read_nanos(spark, reader.options(**options), spec.path, f"input '{spec.name}'")
 
 
 def write_frame(df, path: str, fmt: str, options=None, partition_by=()) -> None:
