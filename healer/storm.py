@@ -108,7 +108,9 @@ def heal_in_storm(failure_id: int, *, ledger: Ledger | None = None, window: floa
     log(f"storm group #{group.id} of {run.repo}: {role}")
     while True:
         if role == "leader":
-            _lead(ledger, group, window, log, heal_kwargs)
+            if not _lead(ledger, group, window, log, heal_kwargs):
+                role = "member"
+                continue
         else:
             group, taken = _await(ledger, group)
             if taken:
@@ -192,21 +194,32 @@ class _KeepAlive:
             except Exception as exc:  # the database may be back before the lease runs out
                 log.warning("storm group #%s: could not renew its lease: %s", self.group_id, exc)
 
+    lost = False  # another process took the group over: this one stalled past its lease
+
     def renew(self) -> None:
         with self.ledger.engine.begin() as conn:
-            conn.execute(storm_groups.update().where(storm_groups.c.id == self.group_id,
-                                                     storm_groups.c.holder == holder_name())
-                         .values(expires_at=utcnow() + _lease()))
+            renewed = conn.execute(storm_groups.update().where(storm_groups.c.id == self.group_id,
+                                                               storm_groups.c.holder == holder_name())
+                                   .values(expires_at=utcnow() + _lease())).rowcount
+        if not renewed:
+            self.lost = True
+            self._stop.set()
+            log.warning("storm group #%s: lost its lease to another process", self.group_id)
 
     def stop(self) -> None:
         self._stop.set()
 
 
-def _lead(ledger: Ledger, group: Group, window: float, say, heal_kwargs) -> None:
+def _lead(ledger: Ledger, group: Group, window: float, say, heal_kwargs) -> bool:
+    """Settle and heal the group; False when another process took it over meanwhile (it heals it)."""
     keep = _KeepAlive(ledger, group.id)
     try:
         if group.status == "settling":
             _settle(ledger, group, window, say)
+        keep.renew()  # a leader that stalled past its lease while settling must not heal beside its successor
+        if keep.lost:
+            say(f"storm group #{group.id}: another process took it over while this one settled; waiting for it")
+            return False
         pending = [m for m in members(ledger, group.id) if _final_heal(ledger, m["run_id"]) is None]
         if len(pending) == 1:
             from healer.heal import heal
@@ -221,47 +234,53 @@ def _lead(ledger: Ledger, group: Group, window: float, say, heal_kwargs) -> None
         with ledger.engine.begin() as conn:
             conn.execute(storm_groups.update().where(storm_groups.c.id == group.id)
                          .values(status="done", finished_at=utcnow()))
+        return True
     finally:
         keep.stop()
 
 
 def _settle(ledger: Ledger, group: Group, window: float, say) -> None:
-    """Wait until the repo has been quiet for ``window`` seconds (at most ten windows), then close
-    the group and take in the storm: the repo's unhealed failures chained to the leader's by gaps
-    of at most ``window`` (a heal task may start long after its failure; the chain does not care)."""
+    """Wait for the storm to blow over, then close the group and take its failures in.
+
+    A storm is the repo's runs that started together (each within ``window`` seconds of the
+    next, around the leader's): one upstream change fails them all, however long each ran
+    before failing. The group waits while any of them still runs and until the last failure
+    is ``window`` seconds old (at most ten windows after it began to settle)."""
     leader = ledger.get_run(group.leader_run_id)
     cap = time.monotonic() + 10 * window
     while True:
-        chain = _chain(ledger, group.repo, leader, window)
-        latest = max((r.finished_at for r in chain), default=group.opened_at)
+        failed, running = _wave(ledger, group.repo, leader, window)
+        latest = max((r.finished_at for r in failed if r.finished_at), default=group.opened_at)
         quiet = (utcnow() - latest).total_seconds()
-        if quiet >= window or time.monotonic() >= cap:
+        if (quiet >= window and not running) or time.monotonic() >= cap:
             break
-        time.sleep(min(1.0, window - quiet))
+        time.sleep(1.0)
     with ledger.engine.begin() as conn:
         # closed: failures from now on open the repo's next group
         conn.execute(storm_groups.update().where(storm_groups.c.id == group.id)
                      .values(status="healing", open_key=None))
-    for run in _chain(ledger, group.repo, leader, window):
+    for run in _wave(ledger, group.repo, leader, window)[0]:
         if _join(ledger, group.id, run):
             say(f"storm group #{group.id}: took in failure #{run.id} of {run.pipeline}")
 
 
-def _chain(ledger: Ledger, repo: str, leader, window: float) -> list:
-    """The repo's failures without an outcome, linked to ``leader`` through gaps of at most ``window``."""
-    pending = sorted((r for r in ledger.runs(status="failed", repo=repo, limit=500)
-                      if r.finished_at and (r.id == leader.id or _final_heal(ledger, r.id) is None)),
-                     key=lambda r: r.finished_at)
-    at = next((i for i, r in enumerate(pending) if r.id == leader.id), None)
+def _wave(ledger: Ledger, repo: str, leader, window: float) -> tuple[list, list]:
+    """The repo's runs that started with ``leader`` (chained by start gaps of at most ``window``):
+    (its failures without an outcome, the runs still running)."""
+    runs_ = sorted((r for r in ledger.runs(repo=repo, limit=500) if r.started_at and (
+        r.id == leader.id or r.status == "running" or (r.status == "failed" and _final_heal(ledger, r.id) is None))),
+        key=lambda r: r.started_at)
+    at = next((i for i, r in enumerate(runs_) if r.id == leader.id), None)
     if at is None:
-        return []
+        return [], []
     gap = dt.timedelta(seconds=window)
     lo = hi = at
-    while lo > 0 and pending[lo].finished_at - pending[lo - 1].finished_at <= gap:
+    while lo > 0 and runs_[lo].started_at - runs_[lo - 1].started_at <= gap:
         lo -= 1
-    while hi + 1 < len(pending) and pending[hi + 1].finished_at - pending[hi].finished_at <= gap:
+    while hi + 1 < len(runs_) and runs_[hi + 1].started_at - runs_[hi].started_at <= gap:
         hi += 1
-    return pending[lo:hi + 1]
+    wave = runs_[lo:hi + 1]
+    return [r for r in wave if r.status == "failed"], [r for r in wave if r.status == "running"]
 
 
 # -- waiting ------------------------------------------------------------------------------------

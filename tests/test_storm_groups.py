@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 
@@ -20,7 +21,15 @@ def _failure(ledger: Ledger, pipeline: str, repo: str, seconds_ago: float = 0.0)
     when = utcnow() - dt.timedelta(seconds=seconds_ago)
     from healer.ledger import runs
 
-    ledger.update(runs, run.id, finished_at=when)
+    ledger.update(runs, run.id, started_at=when - dt.timedelta(seconds=30), finished_at=when)
+    return ledger.get_run(run.id)
+
+
+def _running(ledger: Ledger, pipeline: str, repo: str, seconds_ago: float) -> RunRecord:
+    from healer.ledger import runs
+
+    run = ledger.start_run(RunRecord(pipeline=pipeline, repo=repo))
+    ledger.update(runs, run.id, started_at=utcnow() - dt.timedelta(seconds=seconds_ago))
     return ledger.get_run(run.id)
 
 
@@ -79,6 +88,28 @@ def test_a_closed_group_takes_in_the_repos_failures_of_the_window_and_the_next_f
     late = _failure(ledger, "p3", "/repos/a")
     again, role = storm._group_for(ledger, late)
     assert role == "leader" and again.id != group.id
+
+
+def test_a_group_waits_for_the_runs_that_started_with_its_failures_however_long_they_run(ledger):
+    """Eight jobs start together; one fails at once, another only after a while: still one storm."""
+    from healer.ledger import runs
+
+    storm.ensure_tables(ledger)
+    lead = _failure(ledger, "p0", "/repos/a", seconds_ago=5)  # started 35 s ago
+    slow = _running(ledger, "p1", "/repos/a", seconds_ago=35.5)
+    unrelated = _running(ledger, "p2", "/repos/a", seconds_ago=3)  # a later wave: not waited for
+    group, _ = storm._group_for(ledger, lead)
+
+    def fail_later():
+        time.sleep(2.5)
+        ledger.update(runs, slow.id, status="failed", finished_at=utcnow())
+
+    threading.Thread(target=fail_later).start()
+    t0 = time.monotonic()
+    storm._settle(ledger, group, window=1.0, say=lambda _m: None)
+    assert time.monotonic() - t0 >= 2.5  # waited for the slow one, and a quiet second after it
+    ids = {m["run_id"] for m in storm.members(ledger, group.id)}
+    assert ids == {lead.id, slow.id} and unrelated.id not in ids
 
 
 def test_a_leader_that_stops_renewing_is_taken_over_by_a_waiting_member(ledger, monkeypatch):
