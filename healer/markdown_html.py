@@ -60,11 +60,28 @@ def _parser() -> MarkdownIt:
 _md = _parser()
 
 
+# healer/report.py folds long parts of a PR body as <details><summary>…</summary> … </details> lines,
+# which GitHub and GitLab render; here they become a bold heading line: raw HTML never passes
+_FOLD_OPEN = re.compile(r"^<details><summary>(.*)</summary>\s*$")
+_FOLD_CLOSE = re.compile(r"^</details>\s*$")
+
+
+def _unfold(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        opened = _FOLD_OPEN.match(line)
+        if opened:
+            lines.append(f"**{opened.group(1)}**")
+        elif not _FOLD_CLOSE.match(line):
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def render(text: str | None) -> Markup:
     """The Markdown body as sanitised HTML."""
     if not text:
         return Markup("")
-    return Markup(sanitise(_md.render(text)))
+    return Markup(sanitise(_md.render(_unfold(text))))
 
 
 class _Rebuild(HTMLParser):

@@ -251,6 +251,18 @@ class Browser:
     def text(self, expression: str = "document.body.innerText") -> str:
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value") or ""
 
+    def framed_text(self, expect: str, tries: int = 60) -> str:
+        """The text of the page's iframe (a plugin view inside Airflow's UI), once it shows ``expect``
+        or after ``tries`` half-second waits."""
+        framed = ""
+        for _ in range(tries):
+            framed = self.text("(() => { const f = document.querySelector('iframe');"
+                               " return f && f.contentDocument ? f.contentDocument.body.innerText : ''; })()")
+            if expect in framed:
+                break
+            time.sleep(0.5)
+        return framed
+
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         path.parent.mkdir(parents=True, exist_ok=True)

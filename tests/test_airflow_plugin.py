@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -210,14 +209,7 @@ def test_pages_render_in_headless_chromium(api_server, operator_heal):
 
         # inside Airflow's own UI: the nav entry opens the page in an iframe
         browser.open(f"{base}/plugin/healer", settle=1.0)
-        framed = ""
-        for _ in range(60):
-            framed = browser.text("(() => { const f = document.querySelector('iframe');"
-                                  " return f && f.contentDocument ? f.contentDocument.body.innerText : ''; })()")
-            if "revenue_by_category" in framed:
-                break
-            time.sleep(0.5)
-        assert "revenue_by_category" in framed
+        assert "revenue_by_category" in browser.framed_text("revenue_by_category")
         browser.screenshot(ARTIFACTS / "airflow-healer-view.png")
     finally:
         browser.close()

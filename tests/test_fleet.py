@@ -167,6 +167,16 @@ def test_pr_body_renders_as_sanitised_html():
     assert 'rel="nofollow noopener noreferrer"' in html
 
 
+def test_a_reports_folds_become_headings_and_other_html_stays_text():
+    from healer.report import _details  # the fold exactly as the PR report writes it
+
+    folded = "\n".join(_details("Traceback", "```\nline 1\n```"))
+    html = str(render(folded + "\n<details><summary><b onclick=x()>hi</b></summary>\n"))
+    assert "<p><strong>Traceback</strong></p>" in html and "details" not in html
+    assert "<pre><code>line 1\n</code></pre>" in html
+    assert "<strong>&lt;b onclick=x()&gt;hi&lt;/b&gt;</strong>" in html  # the summary's own tags are text
+
+
 def test_safe_href_refuses_scripts_however_spelled():
     for url in ("javascript:alert(1)", " JAVASCRIPT:x", "java\tscript:x", "javascript&#58;x", "JaVa%09script:x",
                 "vbscript:x", "data:text/html,x", "//evil.example/x", "file:///etc/passwd"):
