@@ -28,7 +28,8 @@ def healer_dag_id() -> str:
         from airflow.sdk import conf
 
         return conf.get("healer", "dag_id", fallback=DEFAULT_DAG_ID) or DEFAULT_DAG_ID
-    except Exception:
+    except Exception:  # no Airflow config to read here: the default id
+        log.debug("[healer] dag_id not read", exc_info=True)
         return DEFAULT_DAG_ID
 
 
@@ -107,7 +108,9 @@ class HealOnFailure:
         try:
             ti = context.get("ti") or context.get("task_instance")
             error = context.get("exception")
-        except Exception:
+        except Exception:  # a context that cannot be read holds no failure to hand off; never raise into Airflow
+            log.warning("healer: on_failure_callback got an unreadable context (%s)", type(context).__name__,
+                        exc_info=True)
             return
         hand_off(ti, error, pipeline=self.pipeline, repo=self.repo, source="callback", dag_id=self.healer_dag_id)
 
