@@ -201,8 +201,8 @@ class Settings:
     lease_wait: float = setting("HEALER_LEASE_WAIT", 300.0, _number(above=False, unit="seconds"),
                                 "how long a heal waits while another heal of its cause runs", shown="300")
     storm_window: float = setting("HEALER_STORM_WINDOW", 20.0, _number(above=False, unit="seconds"),
-                                  "a storm group heals once its repo saw no new failure for this long "
-                                  "(at most ten times it)", shown="20")
+                                  "a repo's runs that start within this many seconds of each other are one "
+                                  "storm, healed together once the last failure is this old", shown="20")
     pool_slots: int = setting("HEALER_POOL_SLOTS", 2, _int(1), "size of Airflow's `healer` pool: heals at "
                               "once across all workers", shown="2")
     # git and forges
