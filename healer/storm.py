@@ -4,10 +4,11 @@ different workers at slightly different moments, and each root cause still gets 
     the heal of failure F (any worker, any process)
       ├─ F is a member of a group ──────────► wait for the group; F's outcome is the one it recorded
       ├─ a group of F's repo is settling ───► join it, and wait likewise
-      └─ none ──► open one and lead it: settle (until no failure of the repo arrived for
-                  HEALER_STORM_WINDOW seconds), close it, take in the repo's failures of the
-                  window, heal them together (``heal_storm``: fixes sharing a root cause go
-                  in one PR, the others in their own), record every member's outcome
+      └─ none ──► open one and lead it: settle (while the repo's runs that started with
+                  this one still run, and until its last failure is HEALER_STORM_WINDOW
+                  seconds old), close it, take in that wave's failures, heal them together
+                  (``heal_storm``: fixes sharing a root cause go in one PR, the others in
+                  their own), record every member's outcome
 
 A group is a row in the ledger with a lease like a heal's: the leader renews it while it
 settles and heals; when the leader's worker dies the lease expires, and the next member heal
