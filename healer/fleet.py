@@ -268,12 +268,25 @@ def percentile(values: Iterable[float], q: float) -> float | None:
 
 
 def _heals_in_range(ledger: Ledger, f: FleetFilter) -> list[dict]:
+    """The heals in range, each outcome cut down to the fields the figures read. The database
+    extracts them (JSON paths): an outcome holds the heal's whole evidence (lineage, probes,
+    profiles), and decoding thousands of them would make the page take seconds."""
     cols = (heals.c.id, heals.c.run_id, heals.c.pipeline, heals.c.repo, heals.c.status, heals.c.pr_id,
-            heals.c.started_at, heals.c.outcome)
+            heals.c.started_at, heals.c.outcome[("duplicate",)].as_json().label("duplicate"),
+            heals.c.outcome[("llm", "usage")].as_json().label("usage"),
+            heals.c.outcome[("evidence", "diffs")].as_json().label("diffs"))
     q = sa.select(*cols).where(heals.c.started_at >= f.start, heals.c.started_at < f.end)
     q = _scoped(q, heals, f).order_by(heals.c.id)
     with ledger.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q).mappings()]
+        rows = conn.execute(q).mappings().all()
+    out = []
+    for r in rows:
+        outcome = {"duplicate": r["duplicate"], "llm": {"usage": r["usage"] if isinstance(r["usage"], dict) else {}}}
+        if isinstance(r["diffs"], list):  # a heal that gathered evidence (a triage stop has none)
+            outcome["evidence"] = {"diffs": r["diffs"]}
+        out.append({k: r[k] for k in ("id", "run_id", "pipeline", "repo", "status", "pr_id", "started_at")}
+                   | {"outcome": outcome})
+    return out
 
 
 def _scoped(q, table: sa.Table, f: FleetFilter):

@@ -22,6 +22,7 @@ from healer import charts, fleet
 from healer.errors import ConfigError
 from healer.ledger import Ledger, RunRecord, as_utc, prs
 from healer.markdown_html import render, safe_href
+from test_lease import pg_url  # noqa: F401 (a fresh PostgreSQL database, a fixture)
 
 TEMPLATE = Path(__file__).parent / "fixtures" / "fleet" / "real_heal.json"
 TODAY = dt.date(2026, 11, 20)
@@ -229,3 +230,18 @@ def test_governance_shows_mode_budget_pause_verification_and_audited_spend(ledge
     assert got.spend_tokens == 1700 and got.spend_cost_usd == pytest.approx(0.02)  # audited today, not day 9
     by_repo = fleet.figures(ledger, fleet.FleetFilter.parse(repo=str(repo), since="2026-11-01", until=str(today)))
     assert by_repo.budget.cost_usd == 0.5 and by_repo.budget.source.startswith("healer.yml:")
+
+
+@pytest.mark.postgres
+def test_figures_are_the_same_on_postgresql(history, pg_url):
+    """The JSON paths the figures extract in the database read the same on PostgreSQL as on SQLite."""
+    heal, run, pr = load_template()
+    pg = Ledger(pg_url)
+    write_history(pg, heal, run, pr, plan(TODAY))
+    f = fleet.FleetFilter.parse(since=str(TODAY - dt.timedelta(days=13)), until=str(TODAY))
+    on_pg, on_sqlite = fleet.figures(pg, f), fleet.figures(history[0], f)
+    assert on_pg.heals == on_sqlite.heals == 22
+    assert (on_pg.outcomes, on_pg.time_to_pr, on_pg.time_to_pr_all, on_pg.prs, on_pg.spend) == \
+        (on_sqlite.outcomes, on_sqlite.time_to_pr, on_sqlite.time_to_pr_all, on_sqlite.prs, on_sqlite.spend)
+    assert on_pg.broken_inputs == on_sqlite.broken_inputs and on_pg.broken_inputs[0].location == SHARED_INPUT
+    assert [p.pipeline for p in on_pg.pipelines] == [p.pipeline for p in on_sqlite.pipelines]
