@@ -21,7 +21,6 @@ beside ``local[*]`` (benchmarks/cluster_cost.py).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
