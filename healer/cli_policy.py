@@ -66,7 +66,13 @@ def _cmd_resume(args) -> int:
     from healer.governance import breaker
     from healer.ledger import Ledger
 
-    lifted = breaker.resume(Ledger(), args.pipeline, args.fixer)
+    try:
+        lifted = breaker.resume(Ledger(), args.pipeline, args.fixer)
+    except HealerError as exc:
+        if not args.json:
+            raise
+        print(json.dumps({"status": "error", "reason": str(exc)}))
+        return 1
     if args.json:
         print(json.dumps({"status": "resumed", "pipeline": lifted.pipeline, "fixer": lifted.fixer,
                           "was": lifted.reason}))

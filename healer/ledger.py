@@ -274,6 +274,17 @@ class Ledger:
         with self._connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
 
+    def count(self, table: sa.Table, *where) -> int:
+        """How many rows of ``table`` match: counted by the database, not fetched."""
+        with self._connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
+
+    def distinct(self, column: sa.Column, *where) -> list:
+        """The distinct non-NULL values of one column among the rows that match."""
+        q = sa.select(column).where(column.is_not(None), *where).distinct()
+        with self._connect() as conn:
+            return list(conn.execute(q).scalars())
+
     def open_pr_for(self, fingerprint: str) -> dict | None:
         """The open pull request already proposed for a failure fingerprint, if any."""
         found = self.select(prs, prs.c.fingerprint == fingerprint, prs.c.status == "open", limit=1)

@@ -125,6 +125,8 @@ def test_breaker_trips_after_n_closed_prs_and_resumes(ledger, pipeline_repo, cap
     assert enforce.admit(ledger, str(pipeline_repo), PIPELINE, Policy()).status == "admitted"
     assert main(["policy", "resume", PIPELINE]) == 1  # nothing left to resume: a one-line error
     assert f"circuit breaker: '{PIPELINE}' is not paused" in capsys.readouterr().err
+    assert main(["policy", "resume", PIPELINE, "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "error"
 
 
 def test_a_repo_loosening_the_org_file_is_an_error_and_a_check_failure(ledger, pipeline_repo, tmp_path, monkeypatch,

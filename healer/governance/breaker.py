@@ -151,9 +151,9 @@ def pipeline_prs(pipeline: str):
                   prs.c.pipeline.like(f"%,{pipeline}"), prs.c.pipeline.like(f"%,{pipeline},%"))
 
 
-def refused_prs(ledger: Ledger, pipeline: str, fixer: str | None = None) -> list[dict]:
-    """Healer PRs of ``pipeline`` (``"*"``: of any pipeline) by ``fixer`` (None: any fixer) closed without
-    merge or reverted since that scope last resumed."""
+def _refused(ledger: Ledger, pipeline: str, fixer: str | None = None) -> list:
+    """The ``prs`` conditions of Healer PRs of ``pipeline`` (``"*"``: of any pipeline) by ``fixer`` (None: any
+    fixer) closed without merge or reverted since that scope last resumed."""
     last = _newest(ledger, pipeline, fixer)
     since = last["at"] if last is not None and last["kind"] == "resume" else None
     where = [prs.c.status.in_(REFUSED_STATES)]
@@ -163,7 +163,23 @@ def refused_prs(ledger: Ledger, pipeline: str, fixer: str | None = None) -> list
         where.append(prs.c.updated_at > since)
     if fixer is not None:
         where.append(prs.c.heal_id.in_(sa.select(heals.c.id).where(heals.c.fixer == fixer)))
-    return ledger.select(prs, *where, limit=1000)
+    return where
+
+
+def refused_prs(ledger: Ledger, pipeline: str, fixer: str | None = None, limit: int = 1000) -> list[dict]:
+    """Those PRs (see ``_refused``), newest first."""
+    return ledger.select(prs, *_refused(ledger, pipeline, fixer), limit=limit)
+
+
+def _trip_if(ledger: Ledger, pipeline: str, fixer: str | None, threshold: int) -> Pause | None:
+    """Trip the scope when ``threshold`` of its PRs were refused; counted by the database, the reason
+    naming the newest."""
+    count = ledger.count(prs, *_refused(ledger, pipeline, fixer))
+    if count < threshold:
+        return None
+    reason = _reason(refused_prs(ledger, pipeline, fixer, limit=10), count, threshold,
+                     None if pipeline == ANY_PIPELINE else pipeline, fixer)
+    return _tripped(ledger, trip(ledger, pipeline=pipeline, fixer=fixer, reason=reason))
 
 
 def evaluate(ledger: Ledger, pipeline: str, fixers: list[str] | tuple[str, ...] | None = None, *,
@@ -178,19 +194,12 @@ def evaluate(ledger: Ledger, pipeline: str, fixers: list[str] | tuple[str, ...] 
     if current is not None or threshold <= 0:
         return current
     if fixers is None:  # every fixer with a refused PR somewhere
-        refused_heals = [r["heal_id"] for r in refused_prs(ledger, ANY_PIPELINE) if r["heal_id"] is not None]
-        fixers = sorted({h["fixer"] for h in ledger.select(heals, heals.c.id.in_(refused_heals), limit=1000)
-                         if h["fixer"]})
+        refused_heals = sa.select(prs.c.heal_id).where(prs.c.status.in_(REFUSED_STATES))
+        fixers = sorted(ledger.distinct(heals.c.fixer, heals.c.id.in_(refused_heals)))
     for fixer in fixers:
         if paused(ledger, ANY_PIPELINE, fixer) is None:
-            refused = refused_prs(ledger, ANY_PIPELINE, fixer)
-            if len(refused) >= threshold:
-                _tripped(ledger, trip(ledger, pipeline=ANY_PIPELINE, fixer=fixer,
-                                      reason=_reason(refused, threshold, None, fixer)))
-    refused = refused_prs(ledger, pipeline)
-    if len(refused) >= threshold:
-        return _tripped(ledger, trip(ledger, pipeline=pipeline, reason=_reason(refused, threshold, pipeline)))
-    return None
+            _trip_if(ledger, ANY_PIPELINE, fixer, threshold)
+    return _trip_if(ledger, pipeline, None, threshold)
 
 
 def _tripped(ledger: Ledger, pause: Pause) -> Pause:
@@ -201,11 +210,13 @@ def _tripped(ledger: Ledger, pause: Pause) -> Pause:
     return pause
 
 
-def _reason(refused: list[dict], threshold: int, pipeline: str | None, fixer: str | None = None) -> str:
-    ids = ", ".join(f"#{r['id']} {r['status']}" for r in sorted(refused, key=lambda r: r["id"]))
+def _reason(newest: list[dict], count: int, threshold: int, pipeline: str | None, fixer: str | None = None) -> str:
+    # one line: the newest ten PRs say enough
+    ids = ("... " if count > len(newest) else "") + ", ".join(
+        f"#{r['id']} {r['status']}" for r in sorted(newest, key=lambda r: r["id"]))
     what = f"pull requests by fixer {fixer!r}" if fixer else "Healer's pull requests"
     where = f" for {pipeline!r}" if pipeline else ""
-    return (f"{len(refused)} of {what}{where} were closed without merge or reverted "
+    return (f"{count} of {what}{where} were closed without merge or reverted "
             f"(breaker at {threshold}): {ids}")
 
 

@@ -29,7 +29,7 @@ def day_start(now: dt.datetime | None = None) -> dt.datetime:
 
 def prs_today(ledger: Ledger, pipeline: str, now: dt.datetime | None = None) -> int:
     """Healer PRs opened for ``pipeline`` since 00:00 UTC (storm PRs count for each of their pipelines)."""
-    return len(ledger.select(prs, pipeline_prs(pipeline), prs.c.created_at >= day_start(now), limit=100_000))
+    return ledger.count(prs, pipeline_prs(pipeline), prs.c.created_at >= day_start(now))
 
 
 def pr_refusal(ledger: Ledger, rules: Effective, pipeline: str) -> str | None:
