@@ -81,7 +81,8 @@ def _axes(parts: list[str], labels: Sequence[str], top: float, fmt: Callable[[fl
     slot = (WIDTH - LEFT - RIGHT) / max(1, len(labels))
     for i in range(0, len(labels), step):
         x = LEFT + slot * (i + 0.5)
-        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle" fill="#5d6878">{escape(labels[i])}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle" fill="#5d6878">'
+                     f'{escape(labels[i])}</text>')
 
 
 def _y(value: float, top: float) -> float:
@@ -147,7 +148,8 @@ def lines(title: str, labels: Sequence[str], series: Sequence[Series], *, fmt: C
             if len(run) > 1:
                 path = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
                 dash = ' stroke-dasharray="5 3"' if s.dashed else ""
-                parts.append(f'<polyline points="{path}" fill="none" stroke="{escape(s.color)}" stroke-width="2"{dash}/>')
+                parts.append(f'<polyline points="{path}" fill="none" stroke="{escape(s.color)}" '
+                             f'stroke-width="2"{dash}/>')
         for x, y, label, v in points:
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{escape(s.color)}"><title>{escape(label)} · '
                          f'{escape(s.name)}: {escape(fmt(v))}</title></circle>')

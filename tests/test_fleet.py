@@ -87,7 +87,8 @@ def test_filters_by_pipeline_repo_and_dates(history):
     only = fleet.figures(ledger, fleet.FleetFilter.parse(pipeline="customer_ltv", since="2026-11-01", until=str(TODAY)))
     assert only.heals == sum(p.pipeline == "customer_ltv" for p in planned) == 5
     assert [p.pipeline for p in only.pipelines] == ["customer_ltv"]
-    finance = fleet.figures(ledger, fleet.FleetFilter.parse(repo="/repos/finance", since="2026-11-01", until=str(TODAY)))
+    finance_only = fleet.FleetFilter.parse(repo="/repos/finance", since="2026-11-01", until=str(TODAY))
+    finance = fleet.figures(ledger, finance_only)
     assert finance.heals == sum(PIPELINES[p.pipeline][0] == "/repos/finance" for p in planned) == 10
     assert finance.prs.total == 4  # returns_weekly 3, customer_ltv 1
     last3 = fleet.figures(ledger, fleet.FleetFilter.parse(since=str(TODAY - dt.timedelta(days=2)), until=str(TODAY)))
@@ -230,6 +231,14 @@ def test_governance_shows_mode_budget_pause_verification_and_audited_spend(ledge
     assert got.spend_tokens == 1700 and got.spend_cost_usd == pytest.approx(0.02)  # audited today, not day 9
     by_repo = fleet.figures(ledger, fleet.FleetFilter.parse(repo=str(repo), since="2026-11-01", until=str(today)))
     assert by_repo.budget.cost_usd == 0.5 and by_repo.budget.source.startswith("healer.yml:")
+
+    from healer.airflow import dashboard, pages
+
+    page = pages.render("fleet", prefix="/healer", user="admin", **dashboard.values(got))
+    assert f"budget $2.00 per day ({org}:healing.budgets.model_cost_usd_per_day)" in page
+    assert page.count('stroke-dasharray="6 4"') == 1  # the budget's line across the spend chart
+    assert "draft (healer.yml:healing.mode)" in page and "3 Healer PRs closed without merge" in page
+    assert 'data-verification="regressed">1<' in page
 
 
 @pytest.mark.postgres

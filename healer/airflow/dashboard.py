@@ -88,11 +88,11 @@ def values(fleet: Fleet) -> dict:
                                      [(s, n, VERIFY_COLORS[s]) for s, n in verify.counts]) if verify else None,
         "verify_counts": [(s, n, VERIFY_COLORS[s]) for s, n in verify.counts] if verify else [],
         "spend_chart": spend,
-        "spend_rows": [(d.day.isoformat(), d.heals, d.tokens, money(d.cost_usd)) for d in fleet.spend if d.tokens or d.cost_usd],
+        "spend_rows": [(d.day.isoformat(), d.heals, d.tokens, money(d.cost_usd))
+                       for d in fleet.spend if d.tokens or d.cost_usd],
         "spend_total": money(fleet.spend_cost_usd),
         "budget": budget,
-        "budget_text": (f"{money(budget.cost_usd)} per day" if budget.cost_usd is not None else f"{budget.tokens} tokens per day")
-                       + f" ({budget.source})" if budget else None,
+        "budget_text": _budget_text(budget),
         "broken": fleet.broken_inputs[:10],
         "pipelines": [asdict(p) | {"heal_page": heal_path(p.last_heal_id) if p.last_heal_id else None,
                                    "pr_page": pr_path(p.open_pr_id) if p.open_pr_id else None,
@@ -100,6 +100,13 @@ def values(fleet: Fleet) -> dict:
                       for p in fleet.pipelines],
         "query": _query(f),
     }
+
+
+def _budget_text(budget) -> str | None:
+    if budget is None:
+        return None
+    amount = f"{money(budget.cost_usd)} per day" if budget.cost_usd is not None else f"{budget.tokens} tokens per day"
+    return f"{amount} ({budget.source})"
 
 
 def _when(value: dt.datetime | None) -> str:
