@@ -6,6 +6,7 @@ need no Spark; the others go as far as their rule acts (evidence, the fixers, th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import textwrap
@@ -16,7 +17,7 @@ from healer.cli import main
 from healer.errors import RunFailed
 from healer.forges import LocalForge
 from healer.forges.base import Audience
-from healer.governance import breaker, enforce, people
+from healer.governance import breaker, budgets, enforce, people
 from healer.heal import heal
 from healer.ledger import RunRecord, heals, prs, utcnow
 from healer.policy import Policy
@@ -45,7 +46,8 @@ def set_policy(repo, repo_level: str = "", pipeline_level: str = "") -> None:
 def failed_run(ledger, repo) -> RunRecord:
     """A recorded failure of the pipeline (for the checks that stop before any work)."""
     record = RunRecord(pipeline=PIPELINE, repo=str(repo), status="failed", stage="job",
-                       error_class="UNRESOLVED_COLUMN.WITH_SUGGESTION", error_message="`i`.`unit_price` cannot be resolved",
+                       error_class="UNRESOLVED_COLUMN.WITH_SUGGESTION",
+                       error_message="`i`.`unit_price` cannot be resolved",
                        error_params={"objectName": "`i`.`unit_price`"}, started_at=utcnow())
     ledger.start_run(record)
     ledger.finish_run(record)
@@ -91,10 +93,10 @@ def test_daily_pr_budget_reached_declines_with_budget(ledger, pipeline_repo):
     _pr(ledger, "open", pipeline="customer_lifetime")  # another pipeline's does not
     outcome = heal(pipeline_repo, PIPELINE, ledger=ledger)
     assert outcome.status == "declined"
-    assert outcome.reason == (f"policy: budget: 2 pull request(s) already opened for '{PIPELINE}' today (UTC), the most "
-                              "healer.yml:healing.budgets.prs_per_pipeline_per_day allows (2 a day)")
+    assert outcome.reason == (f"policy: budget: 2 pull request(s) already opened for '{PIPELINE}' today (UTC), "
+                              "the most healer.yml:healing.budgets.prs_per_pipeline_per_day allows (2 a day)")
     # yesterday's PRs do not count
-    yesterday = utcnow().replace(hour=0, minute=0) - __import__("datetime").timedelta(minutes=5)
+    yesterday = budgets.day_start() - dt.timedelta(minutes=5)
     for row in ledger.select(prs):
         ledger.update(prs, row["id"], created_at=yesterday)
     rules = enforce.admit(ledger, str(pipeline_repo), PIPELINE, Policy())
@@ -244,7 +246,7 @@ def test_daily_model_budgets_skip_the_model_with_the_reason(ledger, tmp_path, mo
             ledger.update(audit.audit_events, event.id, at=when)
 
     assert enforce.gate_model(llm, ledger, rules, PIPELINE, str(repo)) is llm
-    spend(repo, 2500, 0.1, when=utcnow().replace(hour=0, minute=0) - __import__("datetime").timedelta(hours=1))
+    spend(repo, 2500, 0.1, when=budgets.day_start() - dt.timedelta(hours=1))
     spend(tmp_path / "other-repo", 6000, 0.2)  # another repo's spend counts org-wide only
     assert enforce.gate_model(llm, ledger, rules, PIPELINE, str(repo)) is llm  # yesterday's 2500 do not count
     spend(repo, 3000, 0.3)

@@ -77,7 +77,8 @@ def test_three_levels_merge_and_say_where(tmp_path):
     assert eff.fixer_refusal("llm:claude-sonnet-4-5") == \
         'policy: fixer "llm:claude-sonnet-4-5" denied by healer.yml:pipelines.revenue.healing.fixers.deny (\'llm\')'
     assert eff.fixer_refusal("rule:renamed_column") is None
-    assert eff.file_refusal("secrets/key.txt").startswith('policy: file "secrets/key.txt" denied by healer.yml:healing.files.deny')
+    assert eff.file_refusal("secrets/key.txt").startswith(
+        'policy: file "secrets/key.txt" denied by healer.yml:healing.files.deny')
     assert "not allowed by healer.yml:pipelines.revenue.healing.files.allow" in eff.file_refusal("healer.yml")
     assert eff.prs_per_pipeline_per_day == eff.prs_per_pipeline_per_day.__class__(
         3, "healer.yml:healing.budgets.prs_per_pipeline_per_day")
