@@ -5,6 +5,7 @@
     gate_model(...)       the model fixer, or an off switch saying which rule or budget stopped it
     patch_refusal(...)    a candidate touching a file policy keeps it from
     draft_reason(...)     mode draft: every PR a draft, saying where that is written
+    auto_merge(...)       mode auto_merge: merge a named fixer's ready PR with an identical data diff
 
 Every reason that comes from policy starts with ``policy:`` (or is the circuit breaker's own
 line) and names the rule and the place it is written (``file:key``).
