@@ -54,9 +54,16 @@ def test_since_accepts_ages_and_iso_times_and_says_what_is_wrong():
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_audit_of_the_demo_heal_lists_every_step_in_order(spark, ledger, pipeline_repo):
-    """The demo's breakage healed for real; `healer audit --heal N --json` lists each step, in order."""
-    from test_governance_verify import PIPELINE as pipeline, merged_heal
+def test_audit_of_the_demo_heal_lists_every_step_in_order_and_its_next_run_verifies_it(spark, ledger, pipeline_repo):
+    """The demo's breakage healed for real; `healer audit --heal N --json` lists each step, in order.
+    Then its verification (one real heal serves both: heals are the slow part): watched, unverified
+    past the window, verified by the next run; seen in `healer prs`, `healer audit` and the heal page."""
+    from healer.airflow import pages, views
+    from healer.governance import breaker, verify
+    from healer.runner.run import run_pipeline
+    from test_governance_verify import PIPELINE, merged_heal
+
+    pipeline = PIPELINE
 
     clone_commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=pipeline_repo, capture_output=True, text=True,
                                   check=True).stdout.strip()
@@ -94,6 +101,32 @@ def test_audit_of_the_demo_heal_lists_every_step_in_order(spark, ledger, pipelin
     bad = _cli("audit", "--since", "last tuesday", "--json")
     assert bad.returncode == 1 and bad.stderr.strip().startswith("healer: --since 'last tuesday'")
     assert json.loads(bad.stdout)["error"].startswith("--since")
+
+    # -- after the merge: verification
+
+    [watching] = verify.watch_merged(ledger)
+    assert (watching.heal_id, watching.pr_id, watching.state) == (outcome.heal, outcome.pr, "watching")
+    assert verify.check(ledger) == []  # no run yet, within the window: still watching
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=8)
+    [late] = verify.check(ledger, now=later, window_days=7)
+    assert late.verification.state == "unverified" and "within 7 days" in late.verification.reason
+
+    good = run_pipeline(pipeline_repo, PIPELINE, spark=spark, ledger=ledger)  # the hook judges it at once
+
+    now = verify.state(ledger, outcome.heal)
+    assert (now.state, now.run_id) == ("verified", good.id)
+    assert [v.state for v in verify.history(ledger, outcome.heal)] == ["watching", "unverified", "verified"]
+    assert breaker.paused(ledger, PIPELINE) is None
+    prs = _cli("prs", "--all")
+    assert prs.returncode == 0 and f"PR #{outcome.pr} [merged] " in prs.stdout and "[verified: run #" in prs.stdout
+    trail = [json.loads(line) for line in _cli("audit", "--heal", str(outcome.heal), "--json").stdout.splitlines()]
+    assert [e["detail"]["state"] for e in trail if e["action"] == "verification"] == \
+        ["watching", "unverified", "verified"]
+    # the Airflow heal page: a verification line and the audit timeline
+    html = pages.render("heal", prefix="/healer", user="u", h=views.heal_detail(ledger, outcome.heal))
+    assert '<dd id="verification"><span class="badge verified">verified</span> run #' in html
+    timeline = html.split('<table id="audit">')[1].split("</table>")[0]
+    assert timeline.count("<tr>") == len(trail) + 1 and timeline.index("clone") < timeline.index("pr_merged")
 
 
 @pytest.mark.parametrize("keep", [False, True])
