@@ -74,7 +74,7 @@ def test_plugin_switch_turns_it_all_off(monkeypatch):
 def test_every_route_refuses_an_unauthenticated_request(api_server, operator_heal):
     base = api_server.env.base_url + "/healer"
     heal = _heal_id(api_server)
-    routes = ["/api/heals", f"/api/heals/{heal}", "/api/prs", "/api/prs/1", "/api/handoffs",
+    routes = ["/api/heals", f"/api/heals/{heal}", "/api/prs", "/api/prs/1", "/api/handoffs", "/api/metrics",
               "/api/task?dag_id=d&run_id=r&task_id=t", "/", "/heals", f"/heals/{heal}", "/prs", "/prs/1",
               "/task?dag_id=d&run_id=r&task_id=t"]
     for route in routes:
@@ -115,6 +115,12 @@ def test_api_answers_the_token_and_an_airflow_user(api_server, operator_heal):
     assert detail["validation"]["data_diff"].endswith("rows identical to the last good output")
     status, _, prs = get(base + "/prs", cookie=jwt)
     assert status == 200 and heal["pr"]["id"] in [p["id"] for p in json.loads(prs)["prs"]]
+    # the Prometheus endpoint: the same authentication, text that counts this heal
+    for credentials in ({"bearer": api_server.env.token}, {"bearer": jwt}):
+        status, headers, text = get(base + "/metrics", accept="text/plain", **credentials)
+        content_type = {k.lower(): v for k, v in headers.items()}["content-type"]
+        assert status == 200 and content_type.startswith("text/plain; version=0.0.4"), text[:300]
+        assert 'healer_heals_total{status="proposed",fixer="rule:renamed_column",category=' in text
 
 
 def test_operator_extra_link_leads_to_the_tasks_pr(api_server, operator_heal):
