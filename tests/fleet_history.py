@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from healer.ledger import Ledger, RunRecord, heals, prs, runs
+from healer.ledger import Ledger, RunRecord, as_utc, heals, prs, runs
+
+# the heals row, failed run and PR that `healer demo` wrote (a rule fix of a renamed column)
+TEMPLATE = Path(__file__).parent / "fixtures" / "fleet" / "real_heal.json"
 
 # three pipelines of one repo that read one upstream table, and one of another repo
 SHARED_INPUT = "/lake/raw/order_items"
@@ -51,6 +56,15 @@ class Written:
     heal_ids: list[int] = field(default_factory=list)
     run_ids: list[int] = field(default_factory=list)
     pr_ids: dict[int, int] = field(default_factory=dict)
+
+
+def load_template() -> tuple[dict, RunRecord, dict]:
+    """The recorded real heal: its heals row, its failed run and its PR."""
+    data = json.loads(TEMPLATE.read_text())
+    run = data["run"]
+    for key in ("started_at", "finished_at"):
+        run[key] = as_utc(dt.datetime.fromisoformat(run[key])) if run.get(key) else None
+    return data["heal"], RunRecord(**run), data["pr"]
 
 
 def plan(today: dt.date) -> list[Planned]:

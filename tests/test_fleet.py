@@ -10,30 +10,19 @@ column), as read back from its ledger.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-from pathlib import Path
 from statistics import median
 
 import pytest
 
-from fleet_history import PIPELINES, SHARED_INPUT, expected_counts, plan, write_history
+from fleet_history import PIPELINES, SHARED_INPUT, expected_counts, load_template, plan, write_history
 from healer import charts, fleet
 from healer.errors import ConfigError
-from healer.ledger import Ledger, RunRecord, as_utc, prs
+from healer.ledger import Ledger, prs
 from healer.markdown_html import render, safe_href
 from test_lease import pg_url  # noqa: F401 (a fresh PostgreSQL database, a fixture)
 
-TEMPLATE = Path(__file__).parent / "fixtures" / "fleet" / "real_heal.json"
 TODAY = dt.date(2026, 11, 20)
-
-
-def load_template() -> tuple[dict, RunRecord, dict]:
-    data = json.loads(TEMPLATE.read_text())
-    run = data["run"]
-    for key in ("started_at", "finished_at"):
-        run[key] = as_utc(dt.datetime.fromisoformat(run[key])) if run.get(key) else None
-    return data["heal"], RunRecord(**run), data["pr"]
 
 
 @pytest.fixture(scope="module")
