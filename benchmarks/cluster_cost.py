@@ -57,7 +57,7 @@ def heal_to_pr(repo: Path, env: dict[str, str]) -> tuple[float, dict]:
         outcome = json.loads(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise SystemExit(f"healer heal printed no outcome: {done.stderr.strip()[-400:]}")
-    if outcome.get("status") != "proposed" or not outcome.get("pr"):
+    if outcome.get("status") != "proposed" or not outcome.get("pr") or outcome.get("duplicate"):
         raise SystemExit(f"healer heal opened no pull request: {outcome.get('status')}: {outcome.get('reason')}")
     return wall, outcome
 
@@ -80,7 +80,7 @@ def measure(rows: int = 30000, repeat: int = 1, cluster: StandaloneCluster | Non
             cluster = StandaloneCluster.start(base / "daemons", base / "shared")
         shared = Path(cluster.shared)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "ANTHROPIC_", "SPARK_"))}
-        env.update(PYTHONPATH=str(ROOT), HEALER_HOME=str(base / ".healer"))
+        env.update(PYTHONPATH=str(ROOT))
         settings = {"local[*]": {}, "standalone (1 worker, 1 core)": cluster.client_env((shared / "scratch").as_uri())}
         results = []
         for name, extra in settings.items():
@@ -88,8 +88,10 @@ def measure(rows: int = 30000, repeat: int = 1, cluster: StandaloneCluster | Non
             for i in range(repeat):
                 work = shared / f"{len(results)}-{i}"
                 work.mkdir(parents=True)
-                repo = make_breakage(work, rows, env)
-                wall, outcome = heal_to_pr(repo, {**env, **extra})
+                # a ledger per heal: one ledger would find the first PR and call the next heal its duplicate
+                own_env = {**env, "HEALER_HOME": str(work / ".healer")}
+                repo = make_breakage(work, rows, own_env)
+                wall, outcome = heal_to_pr(repo, {**own_env, **extra})
                 walls.append(round(wall, 2))
                 outcomes.append(outcome)
                 echo(f"{name}: heal {i + 1}/{repeat}: {wall:.1f} s to PR #{outcome['pr']}")

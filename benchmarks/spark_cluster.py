@@ -39,6 +39,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the process that started it dies (a test run killed
+    by a timeout never runs its fixtures' teardown; the daemons must not outlive it)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def spark_home() -> Path:
     import pyspark
 
@@ -121,7 +130,7 @@ class StandaloneCluster:
         log = open(self.base / "logs" / f"{name}.out", "ab")
         try:
             proc = subprocess.Popen(argv, env=env, cwd=str(self.base), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         finally:
             log.close()
         self.procs = (*self.procs, proc)
