@@ -243,3 +243,31 @@ def test_figures_are_the_same_on_postgresql(history, pg_url):
         (on_sqlite.outcomes, on_sqlite.time_to_pr, on_sqlite.time_to_pr_all, on_sqlite.prs, on_sqlite.spend)
     assert on_pg.broken_inputs == on_sqlite.broken_inputs and on_pg.broken_inputs[0].location == SHARED_INPUT
     assert [p.pipeline for p in on_pg.pipelines] == [p.pipeline for p in on_sqlite.pipelines]
+
+
+def test_dashboard_routes_need_credentials_and_say_what_is_wrong(history, monkeypatch):
+    """The plugin's app in process (FastAPI's test client): the page and /api/fleet refuse a
+    request without credentials, answer the API token, and a bad filter is a 400 naming it."""
+    from fastapi.testclient import TestClient
+
+    from healer.airflow.api import create_app
+
+    ledger = history[0]
+    monkeypatch.setenv("HEALER_LEDGER_URL", ledger.url)
+    monkeypatch.setenv("HEALER_API_TOKEN", "fleet-test-token")
+    client = TestClient(create_app())
+    query = f"since={TODAY - dt.timedelta(days=13)}&until={TODAY}"
+    for route in (f"/dashboard?{query}", f"/api/fleet?{query}"):
+        refused = client.get(route)
+        assert refused.status_code == 401 and "orders_daily" not in refused.text, route
+    auth = {"Authorization": "Bearer fleet-test-token"}
+    answer = client.get(f"/api/fleet?{query}", headers=auth)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert sum(n for day in body["outcomes"] for _, n in day["counts"]) == 22
+    assert body["broken_inputs"][0]["location"] == SHARED_INPUT
+    page = client.get(f"/dashboard?{query}", headers={**auth, "Accept": "text/html"})
+    assert page.status_code == 200 and '<b class="figure" id="kpi-heals">22</b>' in page.text
+    bad = client.get("/api/fleet?until=2026-02-30", headers=auth)
+    assert bad.status_code == 400
+    assert bad.json()["detail"] == "dashboard filter until='2026-02-30': expected a date as YYYY-MM-DD"
