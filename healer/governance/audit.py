@@ -250,19 +250,12 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
 # -- plumbing -------------------------------------------------------------------------------
 
 _VALUES = {a.value for a in Action}
-_ready: set[str] = set()
 _places: dict[tuple[str, int], tuple[str | None, str | None]] = {}
 
 
 def _ensure_table(ledger: Ledger) -> None:
     """The table, on a ledger opened before this module was imported (create_all ran without it)."""
-    if ledger.url not in _ready:
-        try:
-            audit_events.create(ledger.engine, checkfirst=True)
-        except sa.exc.SQLAlchemyError as exc:  # another process created it between the check and the create
-            if "already exists" not in str(exc):
-                raise
-        _ready.add(ledger.url)
+    ledger.ensure(audit_events)
 
 
 def _heal_place(ledger: Ledger, heal_id: int) -> tuple[str | None, str | None]:

@@ -433,18 +433,9 @@ def _window_days() -> float:
     return Settings.from_env().verify_days
 
 
-_ready: set[str] = set()
-
-
 def _ensure(ledger: Ledger) -> None:
-    """The table, on a ledger opened before this module was imported."""
-    if ledger.url not in _ready:
-        try:
-            verifications.create(ledger.engine, checkfirst=True)
-        except sa.exc.SQLAlchemyError as exc:
-            if "already exists" not in str(exc):
-                raise
-        _ready.add(ledger.url)
+    """The table, on a ledger opened before this module was imported (create_all ran without it)."""
+    ledger.ensure(verifications)
 
 
 def _verification(row: Mapping) -> Verification:
