@@ -69,11 +69,12 @@ def test_runs_on_the_cluster_and_a_heal_with_unshared_scratch_stops_in_one_line(
     assert not (tmp_path / "driver-only").exists()
 
 
-@pytest.mark.skip(reason="declined in its one run so far (2 cores, load ~45): 'the inputs could not be sampled: "
-                         "py4j.reflection does not exist in the JVM' — a JVM exception whose conversion failed in the "
-                         "sampling thread; the same sampling on the same cluster passes outside the heal. Open.")
 def test_heal_on_the_cluster(spark_cluster, retail_data, tmp_path, spark):
-    """A drift healed on the cluster: evidence, the sample gate and the shadow run; scratch left empty."""
+    """A drift healed on the cluster: evidence, the sample gate and the shadow run; scratch left empty.
+
+    One run of it (load ~45 on 2 cores) was declined with "the inputs could not be sampled:
+    py4j.reflection does not exist in the JVM"; the next (load ~25) passed. Not understood yet.
+    """
     repo, scratch, env = broken_on_the_cluster(spark_cluster, retail_data, tmp_path, spark, "heal")
     healed = healer(["heal", "--repo", str(repo), "--pipeline", PIPELINE, "--json"], env)
     result = outcome(healed)
