@@ -377,8 +377,8 @@ def test_a_sigtermed_heal_removes_its_temp_dirs_and_is_not_left_running(spark, l
     tmp = tmp_path / "tmp"
     workspaces = Path(os.environ["HEALER_HOME"]) / "workspaces"
 
-    def both_dirs():  # the clone, and a sandbox whose first worker process has started
-        sandboxes = list(tmp.glob("healer-sandbox-*/runs/*")) if tmp.exists() else []
+    def both_dirs():  # the clone, and a sandbox (in the heal's scratch) whose first worker process has started
+        sandboxes = list(tmp.glob("healer-heal-*/healer-sandbox-*/runs/*")) if tmp.exists() else []
         clones = list(workspaces.iterdir()) if workspaces.exists() else []
         return (sandboxes, clones) if sandboxes and clones else None
 
@@ -391,7 +391,7 @@ def test_a_sigtermed_heal_removes_its_temp_dirs_and_is_not_left_running(spark, l
         kill_group(proc)
     assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert not any(p.exists() for p in sandboxes + clones), stderr[-2000:]
-    assert list(tmp.glob("healer-sandbox-*")) == [] and list(workspaces.iterdir()) == []
+    assert list(tmp.glob("healer-heal-*")) == [] and list(workspaces.iterdir()) == []  # the heal's scratch went
     assert processes_mentioning(str(tmp)) == []  # the sandbox's worker went with it
     [row] = ledger.select(heals)
     assert row["status"] == "abandoned", row
