@@ -75,24 +75,7 @@ def healer_dag(dag_id: str | None = None, *, schedule: dt.timedelta | str | None
 
         @task(task_id="claim")
         def claim() -> list[int]:
-            context = get_current_context()
-            failure = context["params"].get("failure")
-            ledger = Ledger()
-            sweep(ledger)
-            # a run started by hand takes every waiting hand-off, however old
-            manual = str(getattr(context["dag_run"], "run_type", "")).rsplit(".", 1)[-1].lower() == "manual"
-            claimed = queue.claim(ledger, context["run_id"], healer_dag_id=dag_id, failure=failure,
-                                  limit=sweep_limit, stale_after=None if manual else stale_after)
-            if failure is None:
-                log.info("sweep: %d failure(s) were waiting in the ledger %s", len(claimed), redact(ledger.url))
-            elif not claimed:
-                log.info("failure #%s is already being healed by another run", failure)
-            if not claimed:
-                for line in nothing_to_heal(ledger, dag_id):
-                    log.info("%s", line)
-            for run_id in claimed:
-                log.info("%s", _triage_line(ledger, run_id))
-            return claimed
+            return claim_failures(get_current_context(), dag_id, sweep_limit, stale_after)
 
         # In the `healer` pool (HEALER_POOL_SLOTS), so heals never take more than its slots from pipelines.
         # One retry: a heal whose worker was killed is failed by the scheduler, and its retry on another
@@ -100,59 +83,89 @@ def healer_dag(dag_id: str | None = None, *, schedule: dt.timedelta | str | None
         @task(task_id="heal", map_index_template="{{ healer_label }}", max_active_tis_per_dag=max_parallel_heals,
               pool=pool, retries=1, retry_delay=dt.timedelta(seconds=5))
         def heal_failure(failure: int) -> dict:
-            from healer.runner.warm import warm_up_for_heal
-
-            warm_up_for_heal()  # Spark and GX start while the heal loop loads and reads the ledger
-            from healer.storm import heal_in_storm
-
-            ledger = Ledger()
-            run = ledger.get_run(failure)
-            context = get_current_context()
-            context["healer_label"] = f"#{failure} {run.pipeline if run else '?'}"  # type: ignore[typeddict-unknown-key]
-            if run is None:
-                queue.finish(ledger, failure, heal_id=None, outcome="error")
-                raise LookupError(f"no run #{failure} in the ledger {ledger.url}")
-            outcome = None
-            try:
-                # grouped with the failures of its repo that arrive on other workers about now (healer/storm.py)
-                outcome = heal_in_storm(failure, ledger=ledger, log=_log_lines)
-            except Exception as exc:
-                _notify(on_decline, context, {"status": "error", "reason": f"{type(exc).__name__}: {exc}",
-                                              "failure": failure, "pipeline": run.pipeline, "heal": None})
-                raise
-            finally:
-                queue.finish(ledger, failure, heal_id=outcome.heal if outcome else None,
-                             outcome=outcome.status if outcome else "error")
-                telemetry.flush()  # Airflow ends a task's process with os._exit: exit handlers would not export
-            log.info("%s: %s", outcome.status, outcome.reason)
-            if outcome.status in ("declined", "error"):
-                _notify(on_decline, context, {k: outcome.to_json().get(k)
-                                              for k in ("status", "reason", "failure", "pipeline", "heal")})
-            if outcome.pr_url:
-                log.info("pull request #%s: %s (branch %s)", outcome.pr, outcome.pr_url, outcome.branch)
-            if outcome.status == "error":
-                raise RuntimeError(f"heal of failure #{failure} ended in error: {outcome.reason}")
-            return {k: outcome.to_json()[k] for k in ("status", "reason", "heal", "pipeline", "failure", "fixer",
-                                                      "branch", "pr", "pr_url", "draft", "duplicate")}
+            return heal_one(failure, get_current_context(), on_decline)
 
         @task(task_id="report", trigger_rule=TriggerRule.ALL_DONE)
         def report(failures: list[int]) -> list[dict]:
-            ledger = Ledger()
-            rows = _latest_heals(ledger, failures)
-            if not failures:
-                log.info("nothing to heal")
-            for failure in failures:
-                row = rows.get(failure)
-                log.info("failure #%s: %s", failure, _outcome_line(row) if row else "not healed (the heal task failed)")
-            broken = [f for f in failures if f not in rows or rows[f]["status"] in ("error", "abandoned")]
-            if broken:
-                raise RuntimeError(f"heals of failures {broken} did not finish; see the heal tasks' logs")
-            return [{"failure": f, "heal": rows[f]["id"], "status": rows[f]["status"], "pr": rows[f]["pr_id"]}
-                    for f in failures]
+            return report_outcomes(failures)
 
         claimed = claim()
         heal_failure.expand(failure=claimed) >> report(claimed)
     return dag
+
+
+def claim_failures(context, dag_id: str, sweep_limit: int, stale_after: dt.timedelta) -> list[int]:
+    """The ``claim`` task: sweep, then take the failure the conf names or the waiting hand-offs."""
+    failure = context["params"].get("failure")
+    ledger = Ledger()
+    sweep(ledger)
+    # a run started by hand takes every waiting hand-off, however old
+    manual = str(getattr(context["dag_run"], "run_type", "")).rsplit(".", 1)[-1].lower() == "manual"
+    claimed = queue.claim(ledger, context["run_id"], healer_dag_id=dag_id, failure=failure,
+                          limit=sweep_limit, stale_after=None if manual else stale_after)
+    if failure is None:
+        log.info("sweep: %d failure(s) were waiting in the ledger %s", len(claimed), redact(ledger.url))
+    elif not claimed:
+        log.info("failure #%s is already being healed by another run", failure)
+    if not claimed:
+        for line in nothing_to_heal(ledger, dag_id):
+            log.info("%s", line)
+    for run_id in claimed:
+        log.info("%s", _triage_line(ledger, run_id))
+    return claimed
+
+
+def heal_one(failure: int, context, on_decline) -> dict:
+    """The ``heal`` task: heal one failure (with its storm group), close its hand-off, tell ``on_decline``."""
+    from healer.runner.warm import warm_up_for_heal
+
+    warm_up_for_heal()  # Spark and GX start while the heal loop loads and reads the ledger
+    from healer.storm import heal_in_storm
+
+    ledger = Ledger()
+    run = ledger.get_run(failure)
+    context["healer_label"] = f"#{failure} {run.pipeline if run else '?'}"
+    if run is None:
+        queue.finish(ledger, failure, heal_id=None, outcome="error")
+        raise LookupError(f"no run #{failure} in the ledger {ledger.url}")
+    outcome = None
+    try:
+        # grouped with the failures of its repo that arrive on other workers about now (healer/storm.py)
+        outcome = heal_in_storm(failure, ledger=ledger, log=_log_lines)
+    except Exception as exc:
+        _notify(on_decline, context, {"status": "error", "reason": f"{type(exc).__name__}: {exc}",
+                                      "failure": failure, "pipeline": run.pipeline, "heal": None})
+        raise
+    finally:
+        queue.finish(ledger, failure, heal_id=outcome.heal if outcome else None,
+                     outcome=outcome.status if outcome else "error")
+        telemetry.flush()  # Airflow ends a task's process with os._exit: exit handlers would not export
+    log.info("%s: %s", outcome.status, outcome.reason)
+    if outcome.status in ("declined", "error"):
+        _notify(on_decline, context, {k: outcome.to_json().get(k)
+                                      for k in ("status", "reason", "failure", "pipeline", "heal")})
+    if outcome.pr_url:
+        log.info("pull request #%s: %s (branch %s)", outcome.pr, outcome.pr_url, outcome.branch)
+    if outcome.status == "error":
+        raise RuntimeError(f"heal of failure #{failure} ended in error: {outcome.reason}")
+    return {k: outcome.to_json()[k] for k in ("status", "reason", "heal", "pipeline", "failure", "fixer",
+                                              "branch", "pr", "pr_url", "draft", "duplicate")}
+
+
+def report_outcomes(failures: list[int]) -> list[dict]:
+    """The ``report`` task: each failure's heal and PR; fails the run when a heal did not finish."""
+    ledger = Ledger()
+    rows = _latest_heals(ledger, failures)
+    if not failures:
+        log.info("nothing to heal")
+    for failure in failures:
+        row = rows.get(failure)
+        log.info("failure #%s: %s", failure, _outcome_line(row) if row else "not healed (the heal task failed)")
+    broken = [f for f in failures if f not in rows or rows[f]["status"] in ("error", "abandoned")]
+    if broken:
+        raise RuntimeError(f"heals of failures {broken} did not finish; see the heal tasks' logs")
+    return [{"failure": f, "heal": rows[f]["id"], "status": rows[f]["status"], "pr": rows[f]["pr_id"]}
+            for f in failures]
 
 
 def sweep(ledger: Ledger) -> list:
