@@ -23,7 +23,7 @@ from healer.expectations import load_expectations
 from healer.failure import Failure, from_run
 from healer.fixers import default_fixers, propose_all
 from healer.fixers.binding import binding_key, candidate_pipeline
-from healer.fixers.llm import LLMFixer
+from healer.fixers.llm import LLMFixer, merit, model_rounds
 from healer.forges import get_forge
 from healer.governance import enforce, people, trail
 from healer.governance.effective import Effective
@@ -31,6 +31,7 @@ from healer.ledger import Lease, Ledger, candidates, heals, lease_wait_seconds, 
 from healer.manifest import load_manifest
 from healer.policy import Policy
 from healer.redact import redact, redact_json
+from healer.rootcause import group_by_root_cause, storm_fingerprint
 from healer.sandbox import Sandbox
 from healer import scratch
 from healer.scratch import Area, heal_area
@@ -181,39 +182,6 @@ def heal_storm(repo: str | Path, pipelines: list[str] | None = None, *, spark=No
                 attempt.workspace.remove()
             attempt.finish()
     return [a.outcome for a in attempts]
-
-
-def root_cause_key(v: "Validated") -> tuple:
-    """The upstream changes behind a fix, by physical input location (not logical name): its
-    schema changes, and the bad rows a data repair acts on (NULLs that surged in a column, a
-    replayed batch), so one replay of a table that broke several jobs is one storm too."""
-    specs = v.evidence.pipeline.inputs
-
-    def where(name: str) -> str:
-        return specs[name].location if name in specs else name
-
-    changes = []
-    for d in v.evidence.changed:
-        changes += [(where(d.input), str(row[1]), str(row[2]), str(row[3])) for row in d.rows()]
-    details = v.patch.details or {}
-    changes += [(where(s["input"]), s["column"].lower(), "NULLs surged", "") for s in details.get("surges", [])]
-    changes += [(where(d["input"]), "", "exact duplicate rows", "") for d in details.get("duplicates", [])]
-    return (v.attempt.failure.commit, tuple(sorted(changes)))
-
-
-def group_by_root_cause(validated: list["Validated"]) -> list[list["Validated"]]:
-    """Fixes with the same root cause that edit disjoint files go together; the rest alone."""
-    groups: list[list[Validated]] = []
-    for v in validated:
-        key = root_cause_key(v)
-        files = set(v.patch.files)
-        home = next((g for g in groups if key[1] and root_cause_key(g[0]) == key
-                     and not files & {f for m in g for f in m.patch.files}), None)
-        if home is None:
-            groups.append([v])
-        else:
-            home.append(v)
-    return groups
 
 
 @dataclass
@@ -493,7 +461,7 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
         best = next((b for b in (trial.run(sandboxes.for_patch(p), p) for p in patches) if b), None)
         alternative = None
         if best is None and llm.enabled:
-            best = _llm_rounds(llm, evidence, attempt.workspace, sandboxes.for_patch(None), trial, outcome, log)
+            best = model_rounds(llm, evidence, attempt.workspace, sandboxes.for_patch(None), trial, outcome, log)
         elif best is not None and llm.enabled and is_draft(best[0], best[1], policy.draft_below):
             # A rule's draft does not end the search: the model may know the fix that is ready.
             best, alternative = _second_opinion(best, llm, evidence, attempt.workspace, sandboxes, trial, outcome, log)
@@ -523,24 +491,14 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
 def _second_opinion(rule_best, llm, evidence, workspace, sandboxes, trial, outcome, log):
     """Ask the model beside a rule's draft; Healer's own figures choose. Returns (chosen, the other or None)."""
     try:
-        model_best = _llm_rounds(llm, evidence, workspace, sandboxes.for_patch(None), trial, outcome, log)
+        model_best = model_rounds(llm, evidence, workspace, sandboxes.for_patch(None), trial, outcome, log)
     except HealerError as exc:  # the rule's draft stands; the model's trouble is said in the outcome
         outcome.llm["error"] = str(exc)
         return rule_best, None
     if model_best is None:
         return rule_best, None
-    ranked = sorted([rule_best, model_best], key=_merit, reverse=True)
+    ranked = sorted([rule_best, model_best], key=merit, reverse=True)
     return ranked[0], ranked[1]
-
-
-def _merit(candidate) -> tuple:
-    """Order candidates by Healer's evidence: ready, then an identical diff, then fewer changed rows, rules first."""
-    patch, verdict = candidate
-    readiness, shadow = verdict.readiness, verdict.shadow
-    d = shadow.diff if shadow is not None else None
-    differing = (d.changed + d.only_before + d.only_after) if d is not None else float("inf")
-    return (bool(readiness and readiness.ready), bool(d and d.is_identical), -differing,
-            not str(patch.fixer).startswith("llm"))
 
 
 def _code_change_note(evidence) -> str:
@@ -594,8 +552,11 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
                                  branch, verdict_draft, v.plan, draft_below=policy.draft_below,
                                  alternative=v.alternative)
                   for v in group]
-        body = bodies[0] if not storm else storm_body(group, bodies, fingerprint,
-                                                      draft_below=policy.draft_below if verdict_draft else None)
+        draft_lead = next((v for v in group if is_draft(v.patch, v.verdict, policy.draft_below)), group[0])
+        body = bodies[0] if not storm else report.storm_body(
+            [(v.attempt.failure, v.patch, v.verdict) for v in group], bodies, fingerprint,
+            draft_below=policy.draft_below if verdict_draft else None,
+            draft_lead=(draft_lead.patch, draft_lead.verdict))
         if by_policy is not None:
             body = f"> **Draft by policy:** {by_policy.removeprefix('policy: ')}.\n\n{body}"
         audience, sources = people.audience_for(lead.attempt.rules, workspace.path,
@@ -622,33 +583,6 @@ def is_draft(patch, verdict, draft_below: float) -> bool:
     if readiness is not None:
         return not readiness.ready
     return patch.changes_meaning or patch.confidence < draft_below
-
-
-def storm_fingerprint(group: list[Validated]) -> str:
-    import hashlib
-
-    members = sorted(v.attempt.failure.fingerprint for v in group)
-    return hashlib.sha256("|".join(members).encode()).hexdigest()[:16]
-
-
-def storm_body(group: list[Validated], bodies: list[str], fingerprint: str, draft_below: float | None = None) -> str:
-    """One PR body for a storm; ``draft_below`` set means it is a draft, and its first line says why."""
-    rows = [[v.attempt.failure.pipeline, v.attempt.failure.error_class, v.patch.fixer, f"{v.patch.confidence:.2f}",
-             "pass" if v.verdict.passed else "FAIL"] for v in group]
-    parts = []
-    if draft_below is not None:
-        lead = next((v for v in group if is_draft(v.patch, v.verdict, draft_below)), group[0])
-        parts += [report.draft_banner(lead.patch, draft_below, lead.verdict), ""]
-    parts += ["### Summary",
-             f"One upstream change broke {len(group)} pipelines in this repo: {group[0].patch.title}. "
-             "Each was fixed and validated in the sandbox on its own; they are proposed together so they merge together.",
-             "", report.table(["pipeline", "error", "fixer", "confidence", "sandbox"], rows), ""]
-    for v, body in zip(group, bodies):
-        inner = body.replace(f"<!-- healer:fingerprint={v.attempt.failure.fingerprint} -->", "").rstrip()
-        parts += [f"## `{v.attempt.failure.pipeline}`", "", inner, ""]
-    members = ",".join(v.attempt.failure.fingerprint for v in group)
-    parts.append(f"<!-- healer:fingerprint={fingerprint} members={members} -->")
-    return "\n".join(parts)
 
 
 class _Trial:
@@ -685,51 +619,6 @@ class _Trial:
                            passed=verdict.passed)
         self.log(redact(f"candidate {patch.fixer}: {'passed' if verdict.passed else 'failed: ' + '; '.join(verdict.reasons())}"))
         return (patch, verdict) if verdict.passed else None
-
-
-def _llm_rounds(llm, evidence, workspace, sandbox, trial, outcome, log):
-    """Ask the model, try its fix in the sandbox, send the verdict back; up to the round limit."""
-    session = llm.session(evidence, workspace.path)
-    outcome.llm["prompt_chars"] = len(session.prompt)
-    feedback, best, drafts = None, None, []
-    for round_no in range(1, llm.config.rounds + 1):
-        log(f"LLM round {round_no} ({session.model})")
-        patch = session.propose(feedback)
-        outcome.llm["rounds"] = round_no
-        if patch is None:
-            outcome.llm["reason"] = session.reason
-            break
-        passed = trial.run(sandbox, patch)
-        figure = passed[1].readiness.figure if passed and passed[1].readiness is not None else None
-        if passed and (figure is None or patch.changes_meaning or round_no == llm.config.rounds):
-            best = passed
-            break
-        if passed:
-            # The model said its fix keeps the data's meaning and Healer's figures disagree: that draft does
-            # not end the search; the model hears the figure and may do better.
-            drafts.append(passed)
-            feedback = (f"It passed, but Healer would only open it as a draft: {figure}. A fix whose output "
-                        "matches the last good output, except where the breakage itself changed the data, would "
-                        "be ready. Propose a better fix if there is one, or decline to keep this one.")
-            continue
-        verdict_reasons = outcome.candidates[-1]["reasons"]
-        feedback = "Failed checks:\n- " + "\n- ".join(verdict_reasons)
-    else:
-        if not drafts:
-            outcome.llm["reason"] = f"no model fix passed the sandbox in {llm.config.rounds} rounds"
-    if drafts:
-        best = max([c for c in (best, *drafts) if c], key=_merit)
-    outcome.llm["refused_edits"] = session.refusals
-    outcome.llm["usage"] = session.usage.to_json(session.model)
-    if best:
-        best[0].details["usage"] = outcome.llm["usage"]
-    elif session.failure is not None:
-        # Unreachable, past its deadline, or answering garbage: an error (exit 1), not a decline;
-        # heal() turns it into the outcome, with what the model cost so far already recorded above.
-        outcome.llm["error"] = str(session.failure)
-        outcome.llm["unusable_answers"] = session.malformed
-        raise session.failure
-    return best
 
 
 def _record(ledger: Ledger, failure: Failure, outcome: Outcome) -> None:

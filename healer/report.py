@@ -527,3 +527,25 @@ def _doubt_list(evidence, patch, verdict, draft, draft_below) -> list[str]:
     elif shadow.diff is None:
         doubts.append("No last good output was there to compare the fix's output with.")
     return doubts
+
+
+def storm_body(members: list, bodies: list[str], fingerprint: str, draft_below: float | None = None,
+               draft_lead: tuple | None = None) -> str:
+    """One PR body for a storm of (failure, patch, verdict) members; ``draft_below`` set means it
+    is a draft, and its first line says why (for ``draft_lead``, the (patch, verdict) that made it one)."""
+    rows = [[failure.pipeline, failure.error_class, patch.fixer, f"{patch.confidence:.2f}",
+             "pass" if verdict.passed else "FAIL"] for failure, patch, verdict in members]
+    parts = []
+    if draft_below is not None:
+        patch, verdict = draft_lead or members[0][1:]
+        parts += [draft_banner(patch, draft_below, verdict), ""]
+    parts += ["### Summary",
+             f"One upstream change broke {len(members)} pipelines in this repo: {members[0][1].title}. "
+             "Each was fixed and validated in the sandbox on its own; they are proposed together so they merge together.",
+             "", table(["pipeline", "error", "fixer", "confidence", "sandbox"], rows), ""]
+    for (failure, _, _), body in zip(members, bodies):
+        inner = body.replace(f"<!-- healer:fingerprint={failure.fingerprint} -->", "").rstrip()
+        parts += [f"## `{failure.pipeline}`", "", inner, ""]
+    prints = ",".join(failure.fingerprint for failure, _, _ in members)
+    parts.append(f"<!-- healer:fingerprint={fingerprint} members={prints} -->")
+    return "\n".join(parts)

@@ -470,3 +470,61 @@ class LLMSession:
             doubts=doubts,
             details={"usage": self.usage.to_json(self.model)},
         )
+
+
+# -- the model rounds of a heal: propose, try in the sandbox, hear the verdict -------------------
+
+def model_rounds(llm, evidence, workspace, sandbox, trial, outcome, log):
+    """Ask the model, try its fix in the sandbox (``trial.run``), send the verdict back; up to the
+    round limit. Returns the best (patch, verdict) that passed, or None; a model that failed is raised."""
+    session = llm.session(evidence, workspace.path)
+    outcome.llm["prompt_chars"] = len(session.prompt)
+    feedback, best, drafts = None, None, []
+    for round_no in range(1, llm.config.rounds + 1):
+        log(f"LLM round {round_no} ({session.model})")
+        patch = session.propose(feedback)
+        outcome.llm["rounds"] = round_no
+        if patch is None:
+            outcome.llm["reason"] = session.reason
+            break
+        passed = trial.run(sandbox, patch)
+        figure = passed[1].readiness.figure if passed and passed[1].readiness is not None else None
+        if passed and (figure is None or patch.changes_meaning or round_no == llm.config.rounds):
+            best = passed
+            break
+        if passed:
+            # The model said its fix keeps the data's meaning and Healer's figures disagree: that draft does
+            # not end the search; the model hears the figure and may do better.
+            drafts.append(passed)
+            feedback = (f"It passed, but Healer would only open it as a draft: {figure}. A fix whose output "
+                        "matches the last good output, except where the breakage itself changed the data, would "
+                        "be ready. Propose a better fix if there is one, or decline to keep this one.")
+            continue
+        verdict_reasons = outcome.candidates[-1]["reasons"]
+        feedback = "Failed checks:\n- " + "\n- ".join(verdict_reasons)
+    else:
+        if not drafts:
+            outcome.llm["reason"] = f"no model fix passed the sandbox in {llm.config.rounds} rounds"
+    if drafts:
+        best = max([c for c in (best, *drafts) if c], key=merit)
+    outcome.llm["refused_edits"] = session.refusals
+    outcome.llm["usage"] = session.usage.to_json(session.model)
+    if best:
+        best[0].details["usage"] = outcome.llm["usage"]
+    elif session.failure is not None:
+        # Unreachable, past its deadline, or answering garbage: an error (exit 1), not a decline;
+        # heal() turns it into the outcome, with what the model cost so far already recorded above.
+        outcome.llm["error"] = str(session.failure)
+        outcome.llm["unusable_answers"] = session.malformed
+        raise session.failure
+    return best
+
+
+def merit(candidate) -> tuple:
+    """Order candidates by Healer's evidence: ready, then an identical diff, then fewer changed rows, rules first."""
+    patch, verdict = candidate
+    readiness, shadow = verdict.readiness, verdict.shadow
+    d = shadow.diff if shadow is not None else None
+    differing = (d.changed + d.only_before + d.only_after) if d is not None else float("inf")
+    return (bool(readiness and readiness.ready), bool(d and d.is_identical), -differing,
+            not str(patch.fixer).startswith("llm"))
