@@ -27,6 +27,7 @@ from healer.expectations import ExpectationResult  # noqa: E402
 from healer.failure import Failure, classify  # noqa: E402
 from healer.fixers.base import FileEdit, Patch  # noqa: E402
 from healer.ledger import RunRecord  # noqa: E402
+from healer.llm_client import ModelUsage, Usage  # noqa: E402
 from healer.manifest import InputSpec, OutputSpec, Pipeline  # noqa: E402
 from healer.sandbox import Check, Verdict  # noqa: E402
 from healer.sandbox.datadiff import ColumnChange, DataDiff, NumericStats  # noqa: E402
@@ -187,9 +188,8 @@ def draft_fix() -> dict:
                 "and become NULL; those orders sort first and get no days_since_previous.",
                 "The day/month order was inferred from values whose first field is above 12; if upstream mixes "
                 "formats, dates up to the 12th may be read with day and month swapped."],
-        details={"usage": {"input_tokens": 18234, "output_tokens": 1412, "cache_creation_input_tokens": 0,
-                           "cache_read_input_tokens": 6100, "total_tokens": 25746, "cost_usd": 0.0781,
-                           "model": "claude-sonnet-4-5"}})
+        usage=ModelUsage("claude-sonnet-4-5", Usage(input_tokens=18234, output_tokens=1412, cache_read_input_tokens=6100),
+                         cost_usd=0.0781))
     rows = 4870
     verdict = Verdict(
         passed=True,

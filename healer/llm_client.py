@@ -20,7 +20,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import NoReturn
 
 from healer.errors import LLMBudgetSpent, LLMUnavailable, ModelAnswerError, ReplyTooLarge
@@ -114,8 +114,34 @@ class Usage:
         return round((self.input_tokens * price[0] + self.output_tokens * price[1]
                       + self.cache_creation_input_tokens * price[2] + self.cache_read_input_tokens * price[3]) / 1e6, 6)
 
+    def priced(self, model: str) -> ModelUsage:
+        """These counts as they stand now, frozen and priced for ``model`` (the client keeps counting)."""
+        return ModelUsage(model, replace(self), self.cost_usd(model))
+
     def to_json(self, model: str) -> dict:
-        return {**asdict(self), "total_tokens": self.total_tokens, "cost_usd": self.cost_usd(model), "model": model}
+        return self.priced(model).to_json()
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """What a model fix cost, as a Patch carries it and the PR body's cost line reads it: the
+    token counts, the model they were spent on, and their price (fixed when counted, not
+    re-priced later: a recorded heal keeps the dollars it reported)."""
+
+    model: str
+    usage: Usage
+    cost_usd: float | None = None
+
+    def to_json(self) -> dict:
+        return {**asdict(self.usage), "total_tokens": self.usage.total_tokens, "cost_usd": self.cost_usd,
+                "model": self.model}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelUsage:
+        """The record ``to_json`` wrote (an outcome's ``llm.usage``); missing or empty counts are 0."""
+        counts = {f.name: int(data.get(f.name) or 0) for f in fields(Usage)}
+        cost = data.get("cost_usd")
+        return cls(str(data.get("model") or "unknown"), Usage(**counts), None if cost is None else float(cost))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from healer.llm_client import ModelUsage
 from healer.redact import is_secret_name, mask, mask_values, redact
 
 SAMPLE_DOUBT = ("The sandbox ran on a sample of the current inputs; values that only occur outside the "
@@ -132,21 +133,22 @@ def reproduce_commands(failure, branch: str) -> str:
 def cost_line(patch, usage: dict | None = None) -> str:
     """What the fix cost: model tokens and dollars, or that a rule needs no model.
 
-    ``usage`` (the whole heal's model usage) wins over ``patch.details["usage"]``, which the
-    LLM fixer fills with input/output/cache tokens, ``cost_usd`` and ``model``.
+    ``usage`` (the whole heal's model usage, as the outcome records it) wins over ``patch.usage``,
+    which the LLM fixer sets.
     """
-    usage = usage or (patch.details or {}).get("usage")
-    if not usage:
+    spent = ModelUsage.from_json(usage) if usage else patch.usage
+    if spent is None:
         if str(patch.fixer).startswith("llm"):
             return "model fix: the model's usage was not recorded"
         return "rule fix: no model cost"
-    cached = int(usage.get("cache_read_input_tokens") or 0) + int(usage.get("cache_creation_input_tokens") or 0)
-    parts = [f"{int(usage.get('input_tokens') or 0):,} input", f"{int(usage.get('output_tokens') or 0):,} output"]
+    counts = spent.usage
+    cached = counts.cache_read_input_tokens + counts.cache_creation_input_tokens
+    parts = [f"{counts.input_tokens:,} input", f"{counts.output_tokens:,} output"]
     if cached:
         parts.append(f"{cached:,} cache")
-    text = f"model {usage.get('model') or 'unknown'}: " + " + ".join(parts) + " tokens"
-    if usage.get("cost_usd") is not None:
-        text += f", about ${float(usage['cost_usd']):.4f}"
+    text = f"model {spent.model or 'unknown'}: " + " + ".join(parts) + " tokens"
+    if spent.cost_usd is not None:
+        text += f", about ${spent.cost_usd:.4f}"
     return text
 
 

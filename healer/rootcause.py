@@ -22,9 +22,10 @@ def root_cause_key(v: "Validated") -> tuple:
     changes = []
     for d in v.evidence.changed:
         changes += [(where(d.input), str(row[1]), str(row[2]), str(row[3])) for row in d.rows()]
-    details = v.patch.details or {}
-    changes += [(where(s["input"]), s["column"].lower(), "NULLs surged", "") for s in details.get("surges", [])]
-    changes += [(where(d["input"]), "", "exact duplicate rows", "") for d in details.get("duplicates", [])]
+    cause = v.patch.root_cause
+    if cause is not None:
+        changes += [(where(s.input), s.column.lower(), "NULLs surged", "") for s in cause.surges]
+        changes += [(where(d.input), "", "exact duplicate rows", "") for d in cause.duplicates]
     return (v.attempt.failure.commit, tuple(sorted(changes)))
 
 

@@ -468,7 +468,7 @@ class LLMSession:
             edits=edits,
             changes_meaning=bool(data.get("changes_meaning")),
             doubts=doubts,
-            details={"usage": self.usage.to_json(self.model)},
+            usage=self.usage.priced(self.model),
         )
 
 
@@ -508,9 +508,10 @@ def model_rounds(llm, evidence, workspace, sandbox, trial, outcome, log):
     if drafts:
         best = max([c for c in (best, *drafts) if c], key=merit)
     outcome.llm["refused_edits"] = session.refusals
-    outcome.llm["usage"] = session.usage.to_json(session.model)
+    spent = session.usage.priced(session.model)
+    outcome.llm["usage"] = spent.to_json()
     if best:
-        best[0].details["usage"] = outcome.llm["usage"]
+        best[0].usage = spent  # the whole session's cost, not just the rounds up to this patch
     elif session.failure is not None:
         # Unreachable, past its deadline, or answering garbage: an error (exit 1), not a decline;
         # heal() turns it into the outcome, with what the model cost so far already recorded above.

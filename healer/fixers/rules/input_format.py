@@ -16,7 +16,7 @@ what was found.
 from __future__ import annotations
 
 from healer.fixers import yamledit
-from healer.fixers.base import Declined, FileEdit, Patch
+from healer.fixers.base import Declined, FileEdit, Patch, Rebinding
 
 READABLE = {"parquet", "csv", "json", "orc", "avro"}
 MANIFEST = "healer.yml"
@@ -72,7 +72,7 @@ class InputFormat:
                        f"healer.yml now declares format {fmt}; the path is unchanged."),
             confidence=0.8 if not doubts else 0.75,
             edits=[FileEdit(MANIFEST, text, after)], doubts=doubts,
-            details={"input": name, "location": {"path": spec.path, "format": fmt}})]
+            rebinding=Rebinding(name, path=spec.path, format=fmt))]
 
     def _nested(self, evidence, name, spec, found, fmt) -> list[Patch]:
         """Every data file moved one folder deeper (``orders/v2/...``): the path follows it."""
@@ -99,4 +99,4 @@ class InputFormat:
                        "healer.yml's path follows them."),
             confidence=0.75, edits=[FileEdit(MANIFEST, text, after)],
             doubts=["the folder above may fill again the old way: the upstream team should confirm the layout"],
-            details={"input": name, "location": {"path": new_path, "format": fmt}})]
+            rebinding=Rebinding(name, path=new_path, format=fmt))]

@@ -23,7 +23,7 @@ import re
 import yaml
 
 from healer.fixers import yamledit
-from healer.fixers.base import Declined, FileEdit, Patch
+from healer.fixers.base import Declined, FileEdit, Patch, Rebinding
 from healer.fixers.rules.code_typo import _parses, _replace_py_names, _replace_sql_names, distance, max_edits
 from healer.manifest import sql_job_tables
 
@@ -126,7 +126,7 @@ class ManifestDrift:
             rationale=(f"The input is declared as '{new}' in healer.yml{who}, and the job reads '{old}' in "
                        f"{refs} place(s): the job follows the manifest (the side the commit did not change)."),
             confidence=0.85, edits=[FileEdit(evidence.pipeline.job, src, after)],
-            details={"aligned": "job", "old": old, "new": new, "drop_inputs": [old]})]
+            rebinding=Rebinding(dropped=(old,)), details={"aligned": "job", "old": old, "new": new})]
 
     def _manifest_edit(self, evidence, old: str, new: str, refs: int, code_changed: bool) -> list[Patch]:
         path = evidence.pipeline.root / MANIFEST
@@ -146,7 +146,7 @@ class ManifestDrift:
             rationale=(f"healer.yml's input '{old}' is renamed '{new}' ({why}); its location and format are "
                        "unchanged — only the logical name follows the job."),
             confidence=0.8, edits=[FileEdit(MANIFEST, text, after)],
-            details={"aligned": "healer.yml", "old": old, "new": new, "rename_input": {"from": old, "to": new}})]
+            rebinding=Rebinding(renamed=(old, new)), details={"aligned": "healer.yml", "old": old, "new": new})]
 
 
 def _removed(changes, word: str, path: str) -> bool:

@@ -25,7 +25,7 @@ from healer.evidence.locations import basename
 from healer.evidence.probes import widens
 from healer.evidence.schema import profile_similarity, words
 from healer.fixers import pyedit, sqledit, yamledit
-from healer.fixers.base import Declined, FileEdit, Patch
+from healer.fixers.base import Declined, FileEdit, Patch, Rebinding
 from healer.fixers.rules._common import input_columns
 from healer.fixers.rules.retyped_column import cast_back_refs, widen_summary, widened_backs
 from healer.manifest import MANIFEST_NAME
@@ -123,7 +123,8 @@ class MovedInput:
             doubts.append(f"{', '.join(sorted(others))} also read{'s' if len(others) == 1 else ''} "
                           f"{current} and will need the same change")
         doubts += [b.doubt for b in backs if b.doubt]
-        location = {"path": best.location, "format": spec.format} if key == "path" else {"table": best.location}
+        rebinding = (Rebinding(name, path=best.location, format=spec.format) if key == "path"
+                     else Rebinding(name, table=best.location))
         confidence = round(min(0.95, 0.5 + 0.5 * score), 3) if len(scored) == 1 else round(min(0.9, score), 3)
         if by_print:
             confidence = min(confidence, FINGERPRINT_CONFIDENCE)
@@ -145,7 +146,8 @@ class MovedInput:
             confidence=confidence,
             edits=[FileEdit(MANIFEST_NAME, text, after)] + ([job_edit] if job_edit else []),
             doubts=doubts,
-            details={"input": name, "location": location, "manifest_value": raw, "found_by": best.found_by,
+            rebinding=rebinding,
+            details={"manifest_value": raw, "found_by": best.found_by,
                      "widened": {b.now: {"type": b.old_type, "now": b.new_type, "cast_back": b.cast} for b in backs}},
         )
 

@@ -18,33 +18,17 @@ itself, an outer join, a new value the job maps to NULL): no patch either.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlglot import exp
 
 from healer.fixers import pyedit, sqledit
-from healer.fixers.base import Declined, FileEdit, Patch
+from healer.fixers.base import Declined, FileEdit, Patch, RootCause, Surge
 from healer.fixers.rules._common import failed_expectations, input_columns, input_name
 
 CATEGORIES = {"expectation"}
 MAX_SHARE = 0.10  # at most this share of an input's rows may be dropped; more is a broken feed
 SURGE_FACTOR = 2.0  # the NULL fraction must at least double (from zero, any NULL is a surge)
-
-
-@dataclass(frozen=True)
-class Surge:
-    """An input column with more NULLs now than at the last good run."""
-
-    input: str  # as the pipeline names it
-    column: str  # as the input spells it
-    before: float  # NULL fraction in the last good run's input profile
-    now: float  # NULL fraction in the current profile
-    rows: int  # rows profiled now
-
-    @property
-    def nulls(self) -> int:
-        return round(self.now * self.rows)
 
 
 class NullSurge:
@@ -175,9 +159,7 @@ class NullSurge:
                     "missing, and remove the filter once the feed is repaired.",
                     "NULL fractions come from a profile of a bounded number of rows of each input; the full input "
                     "may hold more or fewer NULL rows."],
-            details={"surges": [{"input": s.input, "column": s.column, "null_fraction_before": s.before,
-                                 "null_fraction_now": s.now, "null_rows": s.nulls, "profiled_rows": s.rows}
-                                for s in surges]},
+            root_cause=RootCause(surges=tuple(surges)),
         )
 
 

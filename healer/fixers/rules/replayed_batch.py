@@ -16,11 +16,13 @@ rows that differ in some column: that is not a replay, and no patch is proposed.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlglot import exp
 
 from healer.evidence.probes import UNIQUENESS, DuplicateProbe
 from healer.fixers import pyedit, sqledit
-from healer.fixers.base import Declined, FileEdit, Patch
+from healer.fixers.base import Declined, FileEdit, Patch, RootCause
 from healer.fixers.rules._common import failed_expectations, input_name
 
 CATEGORIES = {"expectation"}
@@ -112,8 +114,7 @@ class ReplayedBatch:
                     "the feed delivered those rows twice. Ask its owners to remove the replayed batch.",
                     "Rows that are legitimately identical (two equal purchases in the same second, without an id) "
                     "are merged into one as well."],
-            details={"duplicates": [{"input": input_name(evidence, p.input), "rows": p.rows, "distinct": p.distinct,
-                                     "duplicates": p.duplicates} for p in used]},
+            root_cause=RootCause(duplicates=tuple(replace(p, input=input_name(evidence, p.input)) for p in used)),
         )
 
 
