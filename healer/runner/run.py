@@ -82,7 +82,7 @@ def run_pipeline(
         except ConfigError as exc:
             return _fail(ledger, record, "config", str(exc), "ConfigError", t0, check)
         spark = spark or get_spark()
-        _run_stages(spark, manifest, pipeline, expectations, record, ledger, t0, check)
+        _run_stages(_Stages(spark, pipeline, record, ledger, t0, check), expectations)
         return record
     finally:
         if record.status == "running":  # an unexpected error: never leave a run dangling
@@ -97,77 +97,121 @@ def run_pipeline(
         on_run(ledger, record)
 
 
-def _run_stages(spark, manifest: Manifest, pipeline: Pipeline, expectations, record: RunRecord, ledger, t0, check):
-    run_key = uuid.uuid4().hex[:10]
-    record.output_location = pipeline.output.location
-    # input: read every input, snapshot its schema and a bounded profile
-    frames = {}
-    record.stage = "input"
-    for spec in pipeline.inputs.values():
-        record.input_locations[spec.name] = spec.location
-        try:
-            df = io.read_input(spark, spec)
-            record.input_schemas[spec.name] = schema_json(df)
-        except io.MissingInput as exc:
-            return _fail(ledger, record, "input", str(exc), "INPUT_NOT_FOUND", t0, check,
-                         params={"input": spec.name, "location": spec.location})
-        except Exception as exc:
-            info = describe_error(exc)
-            return _fail(ledger, record, "input", f"input '{spec.name}': {info.first_line}", info.error_class, t0,
-                         check, params=info.params, traceback=info.traceback)
-        frames[spec.name] = df
-    for name, df in frames.items():
-        try:
-            record.input_profiles[name] = profile(df, row_limit=config.profile_sample_rows())
-        except Exception:  # a profile is evidence, not a reason to fail the run
-            log.info("input %s not profiled: a later heal compares without it", name, exc_info=True)
+@dataclass
+class _Stages:
+    """One run past its config stage: each stage records what it saw, or fails the run (see ``_fail``).
 
-    staged = io.staging_path(pipeline.output, run_key) if pipeline.output.path else None
-    staged_table = f"{pipeline.output.table}__healer_staging_{run_key}" if pipeline.output.table else None
-    try:
-        # job: compute and write the result to staging
-        record.stage = "job"
+    A stage returns False when it failed the run (already recorded; with ``check`` it raised instead).
+    """
+
+    spark: object
+    pipeline: Pipeline
+    record: RunRecord
+    ledger: Ledger
+    t0: float
+    check: bool
+
+    def fail(self, stage: str, line: str, error_class: str, **details) -> bool:
+        _fail(self.ledger, self.record, stage, line, error_class, self.t0, self.check, **details)
+        return False
+
+    def fail_on(self, stage: str, exc: Exception, where: str, *, message: bool = False) -> bool:
+        info = describe_error(exc)
+        return self.fail(stage, f"{where}: {info.first_line}", info.error_class, params=info.params,
+                         traceback=info.traceback, message=info.message if message else None)
+
+    def read_inputs(self) -> dict | None:
+        """input: read every input and snapshot its schema (None: the run failed)."""
+        frames = {}
+        self.record.stage = "input"
+        for spec in self.pipeline.inputs.values():
+            self.record.input_locations[spec.name] = spec.location
+            try:
+                df = io.read_input(self.spark, spec)
+                self.record.input_schemas[spec.name] = schema_json(df)
+            except io.MissingInput as exc:
+                self.fail("input", str(exc), "INPUT_NOT_FOUND", params={"input": spec.name, "location": spec.location})
+                return None
+            except Exception as exc:
+                self.fail_on("input", exc, f"input '{spec.name}'")
+                return None
+            frames[spec.name] = df
+        for name, df in frames.items():
+            try:
+                self.record.input_profiles[name] = profile(df, row_limit=config.profile_sample_rows())
+            except Exception:  # a profile is evidence, not a reason to fail the run
+                log.info("input %s not profiled: a later heal compares without it", name, exc_info=True)
+        return frames
+
+    def compute(self, frames: dict, staged: str | None, staged_table: str | None) -> bool:
+        """job: compute and write the result to staging."""
+        self.record.stage = "job"
         try:
-            with bound_inputs(spark, frames):
-                result = compute(spark, pipeline)
+            with bound_inputs(self.spark, frames):
+                result = compute(self.spark, self.pipeline)
                 if staged:
-                    io.write_frame(result, staged, pipeline.output.format, pipeline.output.options,
-                                   pipeline.output.partition_by)
+                    out = self.pipeline.output
+                    io.write_frame(result, staged, out.format, out.options, out.partition_by)
                 else:
                     result.write.mode("errorifexists").saveAsTable(staged_table)
         except Exception as exc:
-            info = describe_error(exc)
-            return _fail(ledger, record, "job", f"{pipeline.job}: {info.first_line}", info.error_class, t0, check,
-                         params=info.params, traceback=info.traceback, message=info.message)
-        # audit: exactly the staged data that would be published
+            return self.fail_on("job", exc, str(self.pipeline.job), message=True)
+        return True
+
+    def audit(self, expectations, staged: str | None, staged_table: str | None) -> bool:
+        """audit: exactly the staged data that would be published."""
+        record = self.record
         record.stage = "audit"
-        staged_df = (io.read_input(spark, _staged_input(staged, pipeline)) if staged else spark.table(staged_table))
+        staged_df = (io.read_input(self.spark, _staged_input(staged, self.pipeline)) if staged
+                     else self.spark.table(staged_table))
         record.output_schema = schema_json(staged_df)
         record.output_profile = profile(staged_df)
         record.row_count = record.output_profile["row_count"]
         audit = run_expectations(staged_df, expectations)
         if not audit.success:
-            record.failed_expectations = [r.__dict__ for r in audit.failed]
-            return _fail(ledger, record, "audit", f"expectations failed: {audit.summary()}", "EXPECTATIONS_FAILED",
-                         t0, check, params={"failed": str(len(audit.failed))})
-        # publish: swap the staged result into place
-        record.stage = "publish"
+            record.failed_expectations = [r.to_json() for r in audit.failed]  # the ledger's JSON column
+            return self.fail("audit", f"expectations failed: {audit.summary()}", "EXPECTATIONS_FAILED",
+                             params={"failed": str(len(audit.failed))})
+        return True
+
+    def publish(self, staged: str | None, staged_table: str | None, run_key: str) -> bool:
+        """publish: swap the staged result into place."""
+        self.record.stage = "publish"
+        out = self.pipeline.output
         try:
             if staged:
-                io.publish_path(spark, staged, pipeline.output, run_key)
+                io.publish_path(self.spark, staged, out, run_key)
             else:
-                io.publish_table(spark, staged_table, pipeline.output, run_key)
-            staged = staged_table = None
+                io.publish_table(self.spark, staged_table, out, run_key)
         except Exception as exc:
-            info = describe_error(exc)
-            return _fail(ledger, record, "publish", f"publish to {pipeline.output.location}: {info.first_line}",
-                         info.error_class, t0, check, params=info.params, traceback=info.traceback)
+            return self.fail_on("publish", exc, f"publish to {out.location}")
+        return True
+
+    def succeed(self) -> None:
+        record = self.record
+        record.status, record.stage = "success", None
+        record.finished_at, record.duration_s = utcnow(), time.monotonic() - self.t0
+        self.ledger.finish_run(record)
+
+
+def _run_stages(run: _Stages, expectations) -> None:
+    """input → job → audit → publish; the staging output is dropped whatever happens."""
+    run_key = uuid.uuid4().hex[:10]
+    output = run.pipeline.output
+    run.record.output_location = output.location
+    frames = run.read_inputs()
+    if frames is None:
+        return
+    staged = io.staging_path(output, run_key) if output.path else None
+    staged_table = f"{output.table}__healer_staging_{run_key}" if output.table else None
+    try:
+        if not (run.compute(frames, staged, staged_table) and run.audit(expectations, staged, staged_table)
+                and run.publish(staged, staged_table, run_key)):
+            return
+        staged = staged_table = None  # published: nothing left to drop
     finally:
-        _drop_staging(spark, staged, staged_table)
-    record.status, record.stage = "success", None
-    record.finished_at, record.duration_s = utcnow(), time.monotonic() - t0
-    ledger.finish_run(record)
-    return record
+        _drop_staging(run.spark, staged, staged_table)
+    run.succeed()
 
 
 def _staged_input(path: str, pipeline: Pipeline):
