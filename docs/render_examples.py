@@ -11,7 +11,6 @@ checks the committed files against this script.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,13 +43,13 @@ LIFETIME_SQL = (DOCS.parent / "pipelines" / "jobs" / "customer_lifetime.sql").re
 
 
 def _expectation(expectation: str, kind: str, column: str | None, rows: int | None, failing: int | None = 0,
-                 observed=None) -> dict:
+                 observed=None) -> ExpectationResult:
     counted = rows is not None
-    return asdict(ExpectationResult(expectation=expectation, kind=kind, column=column, success=not failing,
-                                    element_count=rows if counted else None,
-                                    unexpected_count=failing if counted else None,
-                                    unexpected_percent=(100.0 * failing / rows) if counted and rows else None,
-                                    observed=observed))
+    return ExpectationResult(expectation=expectation, kind=kind, column=column, success=not failing,
+                             element_count=rows if counted else None,
+                             unexpected_count=failing if counted else None,
+                             unexpected_percent=(100.0 * failing / rows) if counted and rows else None,
+                             observed=observed)
 
 
 def _pipeline(name: str, job: str, inputs: list[str]) -> Pipeline:

@@ -15,7 +15,7 @@ import importlib.util
 import logging
 import sys
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +31,28 @@ class Expectation:
     kind: str
     args: dict[str, Any]
 
+    # the keys other modules read, named once here (the file's own key names stay as they are)
+    @property
+    def column(self) -> str | None:
+        return self.args.get("column")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.args.get("columns") or ())
+
     def describe(self) -> str:
         inner = ", ".join(f"{k}={v}" for k, v in self.args.items())
         return f"{self.kind}({inner})"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExpectationResult:
-    """What one expectation found: pass/fail, counts and a few offending values."""
+    """What one expectation found: pass/fail, counts and a few offending values.
+
+    The one record of a result from the audit to every reader (triage, rules, evidence, the
+    sandbox verdict, the PR body). ``to_json`` is the shape the ledger, the PR data and the
+    model's evidence have always held; ``from_json`` reads that shape back.
+    """
 
     expectation: str
     kind: str
@@ -47,9 +61,23 @@ class ExpectationResult:
     element_count: int | None = None
     unexpected_count: int | None = None
     unexpected_percent: float | None = None
+    # a list like the stored JSON (readers compare it with lists); no reader changes it
     examples: list[Any] = field(default_factory=list)
-    observed: Any = None
+    observed: Any = None  # JSON-friendly already (``_plain``): a count, a list of columns, ...
     error: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ExpectationResult:
+        """A stored result. Older or hand-written rows may hold only some keys (kind and column, say),
+        and rows other writers put in the ledger may hold extra ones: missing keys take the defaults,
+        extra keys are left out."""
+        known = {f.name for f in fields(cls)} & set(data)
+        values = {k: data[k] for k in known}
+        values["examples"] = list(values.get("examples") or [])
+        return cls(**{"expectation": "", "kind": "", "column": None, "success": False, **values})
 
     def summary(self) -> str:
         if self.success:
@@ -65,7 +93,7 @@ class ExpectationResult:
         return f"{self.expectation}: failed (observed {self.observed!r})"
 
 
-@dataclass
+@dataclass(frozen=True)
 class AuditResult:
     """The verdict of a suite on one DataFrame."""
 
@@ -82,7 +110,7 @@ class AuditResult:
         return "; ".join(r.summary() for r in self.failed)
 
     def to_json(self) -> list[dict]:
-        return [asdict(r) for r in self.results]
+        return [r.to_json() for r in self.results]
 
 
 def _number(args: dict, key: str) -> None:
@@ -286,13 +314,13 @@ def run_expectations(df, expectations: list[Expectation], examples: int = 5) -> 
             ExpectationResult(
                 expectation=e.describe(),
                 kind=e.kind,
-                column=e.args.get("column"),
+                column=e.column,
                 success=bool(res.success) and not raised,
                 element_count=r.get("element_count"),
                 unexpected_count=r.get("unexpected_count"),
                 unexpected_percent=r.get("unexpected_percent"),
                 # a secret column's failing values are masked where they are taken, before any report quotes them
-                examples=mask_if_secret(e.args.get("column"),
+                examples=mask_if_secret(e.column,
                                         [_plain(v) for v in (r.get("partial_unexpected_list") or [])][:examples]),
                 observed=_plain(r.get("observed_value")),
                 error=error,

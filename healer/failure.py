@@ -10,6 +10,7 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 
+from healer.expectations import ExpectationResult
 from healer.ledger import RunRecord
 
 # category -> Spark error conditions (prefixes) that mean it
@@ -81,7 +82,7 @@ class Failure:
     run_id: int | None = None
     params: dict = field(default_factory=dict)
     traceback: str | None = None
-    failed_expectations: list = field(default_factory=list)
+    failed_expectations: list[ExpectationResult] = field(default_factory=list)
     context: dict = field(default_factory=dict)  # airflow ids, try number, log url
     category: str = "unknown"
     key_objects: list[str] = field(default_factory=list)
@@ -111,7 +112,8 @@ class Failure:
 
     def to_json(self) -> dict:
         data = asdict(self)
-        data.update(fingerprint=self.fingerprint, transient=self.transient)
+        data.update(failed_expectations=[e.to_json() for e in self.failed_expectations],  # the stored shape
+                    fingerprint=self.fingerprint, transient=self.transient)
         return data
 
 
@@ -128,7 +130,7 @@ def from_run(run: RunRecord) -> Failure:
         run_id=run.id,
         params=dict(run.error_params or {}),
         traceback=run.traceback,
-        failed_expectations=list(run.failed_expectations or []),
+        failed_expectations=[ExpectationResult.from_json(e) for e in run.failed_expectations or []],
         context=dict(run.context or {}),
     )
     return classify(failure)
@@ -191,7 +193,7 @@ def _key_objects(failure: Failure) -> list[str]:
     if failure.category == "missing_table":
         return [p.get("input") or _unquote(p.get("relationName", "")) or p.get("path", "")]
     if failure.category == "expectation":
-        return sorted({f"{e.get('kind')}:{e.get('column') or ''}" for e in failure.failed_expectations})
+        return sorted({f"{e.kind}:{e.column or ''}" for e in failure.failed_expectations})
     if failure.category in ("type_cast", "datatype_mismatch"):
         keys = [p.get(k) for k in ("expression", "sourceType", "targetType", "func", "sqlExpr") if p.get(k)]
         return [k if len(k) < 80 else k[:80] for k in keys]

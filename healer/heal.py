@@ -478,7 +478,8 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
     patch, verdict = best
     outcome.fixer, outcome.confidence = patch.fixer, patch.confidence
     readiness, shadow = verdict.readiness, verdict.shadow
-    outcome.validation = {"checks": [asdict(c) for c in verdict.checks], "expectations": verdict.expectations,
+    outcome.validation = {"checks": [asdict(c) for c in verdict.checks],
+                          "expectations": [e.to_json() for e in verdict.expectations],
                           "sample_sizes": verdict.sample_sizes, "output_rows": verdict.output_rows,
                           "ready": readiness.ready if readiness else None,
                           "draft_reasons": list(readiness.reasons) if readiness else [],

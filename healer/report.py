@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import re
 import shlex
+from typing import TYPE_CHECKING
 
 from healer.llm_client import ModelUsage
 from healer.redact import is_secret_name, mask, mask_values, redact
+
+if TYPE_CHECKING:
+    from healer.expectations import ExpectationResult
 
 SAMPLE_DOUBT = ("The sandbox ran on a sample of the current inputs; values that only occur outside the "
                 "sample were not seen. Re-run the pipeline on the branch before merging if in doubt.")
@@ -228,7 +232,7 @@ def draft_banner(patch, draft_below, verdict=None) -> str:
 
 def _summary(failure, evidence, patch, verdict, usage, draft, draft_below) -> list[str]:
     checks_ok = sum(1 for c in verdict.checks if c.passed)
-    exp_ok = sum(1 for e in verdict.expectations if e.get("success"))
+    exp_ok = sum(1 for e in verdict.expectations if e.success)
     sampled = sum(int(v or 0) for v in verdict.sample_sizes.values())
     commit = f" (commit {_code((failure.commit or 'unknown')[:10])})"
     files = ", ".join(_code(f) for f in patch.files) or "no files"
@@ -273,8 +277,8 @@ def _what_failed(failure) -> list[str]:
     shown = "\n".join(message.splitlines()[:ERROR_LINES])[:3_000] if message else failure.error_class
     lines = ["### What failed", _fence(shown), ""]
     if failure.failed_expectations:
-        rows = [[e.get("expectation") or e.get("kind"),
-                 "" if e.get("unexpected_count") is None else f"{e['unexpected_count']:,} of {e.get('element_count') or 0:,}",
+        rows = [[e.expectation or e.kind,
+                 "" if e.unexpected_count is None else f"{e.unexpected_count:,} of {e.element_count or 0:,}",
                  _examples(e)]
                 for e in failure.failed_expectations]
         lines += ["Expectations the output failed:", "", table(["expectation", "failing rows", "examples"], rows), ""]
@@ -347,12 +351,11 @@ def _validation(evidence, verdict, sample_plan) -> list[str]:
     if verdict.expectations:
         rows = []
         for e in verdict.expectations:
-            counted = e.get("unexpected_count") is not None
-            rows.append([e.get("expectation"), "pass" if e.get("success") else "FAIL",
-                         _count(e.get("element_count")) if counted else "",
-                         _count(e.get("unexpected_count")) if counted else "",
-                         redact(e.get("error") or "") or ("" if counted or e.get("observed") is None
-                                                          else f"observed {_observed(e)}")
+            counted = e.unexpected_count is not None
+            rows.append([e.expectation, "pass" if e.success else "FAIL",
+                         _count(e.element_count) if counted else "",
+                         _count(e.unexpected_count) if counted else "",
+                         redact(e.error or "") or ("" if counted or e.observed is None else f"observed {_observed(e)}")
                          or _examples(e)])
         lines += ["Every expectation on the sample output:", "",
                   table(["expectation", "result", "rows checked", "failing rows", "detail"], rows), ""]
@@ -444,14 +447,14 @@ def _isolation(verdict) -> str:
     return "**bubblewrap** (no network but loopback, a read-only system, only the sampled inputs visible, no secrets)"
 
 
-def _examples(result: dict) -> str:
+def _examples(result: ExpectationResult) -> str:
     """An expectation's example values: masked whole for a secret-named column, else redacted."""
-    return ", ".join(repr(v) for v in mask_values(result.get("column"), list(result.get("examples") or [])[:5]))
+    return ", ".join(repr(v) for v in mask_values(result.column, list(result.examples[:5])))
 
 
-def _observed(result: dict):
-    column = result.get("column")
-    return mask(result["observed"]) if column and is_secret_name(column) else redact(str(result["observed"]))
+def _observed(result: ExpectationResult):
+    column = result.column
+    return mask(result.observed) if column and is_secret_name(column) else redact(str(result.observed))
 
 
 def _stat_row(row: dict) -> dict:
@@ -474,7 +477,7 @@ def _column_stats(evidence, verdict) -> list[str]:
     if not verdict.profile_rows:
         return []
     key = {str(c).lower() for c in evidence.affected_outputs()}
-    key |= {str(e.get("column")).lower() for e in verdict.expectations if e.get("column")}
+    key |= {e.column.lower() for e in verdict.expectations if e.column}
     rows = [[r["column"], _change_cell(r.get("null_before"), r.get("null_after"), percent=True),
              _change_cell(r.get("min_before"), r.get("min_after")), _change_cell(r.get("max_before"), r.get("max_after"))]
             for r in map(_stat_row, verdict.profile_rows)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from healer.expectations import ExpectationResult
 from healer.failure import Failure, classify, from_text
 
 
@@ -74,7 +75,8 @@ def test_fingerprint_is_stable_and_names_the_key_objects():
 
 def test_expectation_failures_fingerprint_by_kind_and_column():
     f = failure("EXPECTATIONS_FAILED", stage="audit", failed_expectations=[
-        {"kind": "column_values_between", "column": "revenue"}, {"kind": "row_count_between", "column": None}])
+        ExpectationResult("", "column_values_between", "revenue", False),
+        ExpectationResult("", "row_count_between", None, False)])
     assert f.category == "expectation"
     assert f.key_objects == ["column_values_between:revenue", "row_count_between:"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from healer.evidence.probes import duplicate_probe, probe, wanted_kinds
+from healer.expectations import ExpectationResult
 from healer.failure import Failure
 
 pytestmark = [pytest.mark.spark]
@@ -25,9 +26,9 @@ def test_nested_columns_are_compared_too(spark):
 
 def test_duplicates_are_probed_only_when_a_uniqueness_expectation_failed(spark):
     unique = Failure("p", "r", "audit", "EXPECTATIONS_FAILED", "", category="expectation",
-                     failed_expectations=[{"kind": "compound_columns_unique", "column": None}])
+                     failed_expectations=[ExpectationResult("", "compound_columns_unique", None, False)])
     not_null = Failure("p", "r", "audit", "EXPECTATIONS_FAILED", "", category="expectation",
-                       failed_expectations=[{"kind": "column_values_not_null", "column": "email"}])
+                       failed_expectations=[ExpectationResult("", "column_values_not_null", "email", False)])
     assert "duplicates" in wanted_kinds(unique) and "duplicates" not in wanted_kinds(not_null)
     df = spark.createDataFrame([(1,), (1,)], "id bigint")
     probes = probe(spark, {"orders": df}, "SELECT id FROM orders", "sql", {"orders": {"id"}},

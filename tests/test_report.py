@@ -125,8 +125,8 @@ def test_cost_line():
 def test_failed_expectation_and_failed_check_are_shown_not_hidden():
     ex = example("rule_fix")
     verdict = ex["verdict"]
-    exps = [dict(e) for e in verdict.expectations]
-    exps[5].update(success=False, unexpected_count=3)
+    exps = list(verdict.expectations)
+    exps[5] = dataclasses.replace(exps[5], success=False, unexpected_count=3)
     checks = verdict.checks[:1] + [Check("expectations", False, "8/9 passed")] + verdict.checks[2:]
     text = body(dict(ex, verdict=dataclasses.replace(verdict, expectations=exps, checks=checks, passed=False)))
     assert "| column_values_between(column=revenue, min=0) | FAIL | 96 | 3 |  |" in text

@@ -44,6 +44,7 @@ from healer.evidence.locations import LocationCandidate, Moves
 from healer.evidence.probes import (CastProbe, DuplicateProbe, NullProbe, Probes, WidenProbe, ZeroProbe,
                                    json_probe)
 from healer.evidence.schema import diff_inputs
+from healer.expectations import ExpectationResult
 from healer.failure import Failure, classify
 from healer.fixers import default_fixers, propose_all
 from healer.ledger import RunRecord
@@ -120,9 +121,10 @@ def evidence_for(case: dict, root: Path) -> Evidence:
     profiles_before = {n: _profile(s.get("profile_before")) for n, s in inputs.items() if s.get("profile_before")}
     profiles_after = {n: _profile(s.get("profile_after")) for n, s in inputs.items() if s.get("profile_after")}
     f = case.get("failure", {})
+    audit = [ExpectationResult.from_json(e) for e in f.get("failed_expectations", [])]  # as the ledger's rows are read
     failure = classify(Failure(pipeline=pipeline.name, repo=str(root), stage=f.get("stage", "job"),
                                error_class=f.get("error_class", "unknown"), message=f.get("message", ""),
-                               params=f.get("params", {}), failed_expectations=f.get("failed_expectations", [])))
+                               params=f.get("params", {}), failed_expectations=audit))
     output = case.get("output")
     last_good = RunRecord(pipeline=pipeline.name, repo=str(root), status="success", id=1, input_schemas=before,
                           input_profiles=profiles_before, output_schema=spark_schema(output) if output else None)

@@ -262,9 +262,9 @@ def _not_null_sources(failure, lineage, inputs: list[str]) -> dict[str, set[str]
     by_lower = {n.lower(): n for n in inputs}
     out: dict[str, set[str]] = {}
     for e in failure.failed_expectations or []:
-        if e.get("kind") != "column_values_not_null" or not e.get("column"):
+        if e.kind != "column_values_not_null" or not e.column:
             continue
-        sources = next((v for k, v in lineage.outputs.items() if k.lower() == e["column"].lower()), None)
+        sources = next((v for k, v in lineage.outputs.items() if k.lower() == e.column.lower()), None)
         for src in sources if sources else lineage.referenced:
             name, _, column = src.partition(".")
             if name.lower() in by_lower and column:

@@ -40,7 +40,7 @@ def wanted_kinds(failure) -> set[str]:
     """The probe kinds worth their cost for this failure (``WANTED``, with the duplicates
     count only when a uniqueness expectation failed, NULL counts only when a not-NULL one did)."""
     kinds = set(WANTED.get(failure.category, set()))
-    failed = {e.get("kind") for e in failure.failed_expectations or []}
+    failed = {e.kind for e in failure.failed_expectations or []}
     if not failed & UNIQUENESS:
         kinds.discard("duplicates")
     if not failed & NOT_NULL:

@@ -144,8 +144,8 @@ def build_prompt(evidence, files: list[str], root: Path) -> str:
              f"message: {redact(f.message or '')[:1500]}")
     parts.append("The error:\n" + fence("error log", error))
     if f.failed_expectations:
-        parts.append("Failed expectations:\n" + fence("audit", json.dumps(redact_json(f.failed_expectations),
-                                                                        default=str)[:2000]))
+        audit = [e.to_json() for e in f.failed_expectations]  # the JSON the model has always been shown
+        parts.append("Failed expectations:\n" + fence("audit", json.dumps(redact_json(audit), default=str)[:2000]))
     drift = [" | ".join(r) for d in evidence.changed for r in d.rows()]
     # column names come from data: fenced like any other value
     parts.append("Schema changes since the last good run (input | column | change | detail):\n"

@@ -270,8 +270,8 @@ def output_key(pipeline, expectations) -> tuple[str, ...]:
         return declared
     for e in expectations:
         if e.kind == "compound_columns_unique":
-            return tuple(e.args.get("columns") or ())
+            return e.columns
     for e in expectations:
         if e.kind == "column_values_unique":
-            return (e.args["column"],)
+            return (e.column,)
     return ()

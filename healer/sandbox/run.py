@@ -25,7 +25,7 @@ from pathlib import Path
 
 from healer.errors import ConfigError
 from healer.evidence.probes import widens
-from healer.expectations import run_expectations
+from healer.expectations import ExpectationResult, run_expectations
 from healer.ledger import RunRecord
 from healer.manifest import Pipeline, output_overlap
 from healer.policy import Policy
@@ -55,7 +55,7 @@ class Verdict:
 
     passed: bool
     checks: list[Check]
-    expectations: list[dict] = field(default_factory=list)  # ExpectationResult dicts
+    expectations: list[ExpectationResult] = field(default_factory=list)
     sample_sizes: dict = field(default_factory=dict)  # input -> rows
     output_rows: int | None = None
     profile_rows: list[dict] = field(default_factory=list)  # per column: before vs after
@@ -70,7 +70,9 @@ class Verdict:
         return [f"{c.name}: {c.detail}" for c in self.checks if not c.passed]
 
     def to_json(self) -> dict:
-        return asdict(self)
+        # the records' own JSON, the shape stored candidates have always had
+        return asdict(self) | {"expectations": [e.to_json() for e in self.expectations],
+                               "shadow": self.shadow.to_json() if self.shadow is not None else None}
 
 
 class Sandbox:
@@ -277,7 +279,7 @@ class Sandbox:
         checks.append(profile_check)
         self._production_check(guard, checks)
         verdict = Verdict(passed=all(c.passed for c in checks), checks=checks,
-                          expectations=[asdict(r) for r in audit.results], sample_sizes=dict(self.sample_sizes),
+                          expectations=list(audit.results), sample_sizes=dict(self.sample_sizes),
                           output_rows=rows, profile_rows=profile_rows, duration_s=time.monotonic() - t0, **base)
         if verdict.passed and patch is not None:
             with telemetry.span("healer.shadow") as span:

@@ -19,10 +19,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from healer.sandbox.datadiff import DataDiff, diff, output_key
 from healer.sandbox.isolation import Worker, local_path
 from healer.settings import Settings
+
+if TYPE_CHECKING:
+    from healer.expectations import ExpectationResult
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,7 @@ class Shadow:
     last_good_rows: int | None = None
     seconds: float = 0.0
     checks: tuple[ShadowCheck, ...] = ()
-    expectations: tuple[dict, ...] = ()
+    expectations: tuple[ExpectationResult, ...] = ()
     diff: DataDiff | None = None
     input_rows_now: dict = field(default_factory=dict)
     diff_seconds: float = 0.0  # of ``seconds``: the data diff's share
@@ -58,7 +62,7 @@ class Shadow:
         return [f"shadow {c.name}: {c.detail}" for c in self.checks if not c.passed]
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"expectations": tuple(e.to_json() for e in self.expectations)}  # the stored shape
 
 
 def not_run(reason: str, **kw) -> Shadow:
@@ -171,7 +175,7 @@ def _judge(sandbox, output_dir: str, t0: float, base: dict) -> Shadow:
     if last_good is not None:
         data_diff = diff(last_good, output, output_key(sandbox.pipeline, sandbox.expectations))
     return Shadow(True, "ran on the full current inputs", output_rows=rows, checks=tuple(checks),
-                  expectations=tuple(asdict(r) for r in audit.results), diff=data_diff,
+                  expectations=audit.results, diff=data_diff,
                   seconds=round(time.monotonic() - t0, 2), diff_seconds=round(time.monotonic() - t_diff, 2), **base)
 
 

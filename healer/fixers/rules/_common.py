@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from healer.expectations import ExpectationResult
 from healer.runner.profile import schema_columns
 
 
@@ -19,9 +20,9 @@ def job_mentions(evidence, input_name: str, column: str) -> bool:
     return column.lower() in evidence.job_source.lower()
 
 
-def failed_expectations(evidence, kinds: set[str]) -> list[dict]:
+def failed_expectations(evidence, kinds: set[str]) -> list[ExpectationResult]:
     """The failed expectations of the given kinds (as the audit recorded them)."""
-    return [e for e in evidence.failure.failed_expectations or [] if e.get("kind") in kinds]
+    return [e for e in evidence.failure.failed_expectations or [] if e.kind in kinds]
 
 
 def input_name(evidence, name: str) -> str:

@@ -37,8 +37,7 @@ class NullSurge:
     def propose(self, evidence) -> list[Patch]:
         if evidence.failure.category not in CATEGORIES or not evidence.last_good:
             return []
-        outputs = sorted({e["column"] for e in failed_expectations(evidence, {"column_values_not_null"})
-                          if e.get("column")})
+        outputs = sorted({e.column for e in failed_expectations(evidence, {"column_values_not_null"}) if e.column})
         surges: dict[tuple[str, str], Surge] = {}
         behind: dict[str, list[str]] = {}  # output column -> the surged input columns it comes from
         for output in outputs:

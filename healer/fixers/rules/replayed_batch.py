@@ -21,6 +21,7 @@ from dataclasses import replace
 from sqlglot import exp
 
 from healer.evidence.probes import UNIQUENESS, DuplicateProbe
+from healer.expectations import ExpectationResult
 from healer.fixers import pyedit, sqledit
 from healer.fixers.base import Declined, FileEdit, Patch, RootCause
 from healer.fixers.rules._common import failed_expectations, input_name
@@ -91,7 +92,7 @@ class ReplayedBatch:
             used.append(probe)
         return (after if pyedit.parses(after) else None), used
 
-    def _patch(self, evidence, after: str, used: list[DuplicateProbe], broken: list[dict]) -> Patch:
+    def _patch(self, evidence, after: str, used: list[DuplicateProbe], broken: list[ExpectationResult]) -> Patch:
         total = sum(p.duplicates for p in used)
         worst = max(p.duplicates / max(p.rows, 1) for p in used)
         found = "; ".join(f"{input_name(evidence, p.input)} holds {p.duplicates} exact duplicate row(s) among the "
@@ -118,9 +119,8 @@ class ReplayedBatch:
         )
 
 
-def _describe(expectation: dict) -> str:
+def _describe(expectation: ExpectationResult) -> str:
     """``order_id must be unique``, from a failed expectation as the audit recorded it."""
-    column = expectation.get("column")
-    if column:
-        return f"{column} must be unique"
-    return f"{expectation.get('expectation') or expectation.get('kind')} failed"
+    if expectation.column:
+        return f"{expectation.column} must be unique"
+    return f"{expectation.expectation or expectation.kind} failed"
