@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping
 
 from airflow.sdk import BaseOperator, BaseOperatorLink, conf
 
 from healer.airflow.links import task_path
 from healer.airflow.runs import PipelineSpec, run_managed
+
+log = logging.getLogger(__name__)
 
 
 class HealerPRLink(BaseOperatorLink):
@@ -36,6 +39,7 @@ class HandedOffPRLink(HealerPRLink):
             if not queue.for_task(Ledger(), ti_key.dag_id, ti_key.task_id, ti_key.run_id, ti_key.map_index):
                 return ""
         except Exception:
+            log.debug("no hand-off link for %s.%s", ti_key.dag_id, ti_key.task_id, exc_info=True)
             return ""
         return super().get_link(operator, ti_key=ti_key)
 

@@ -109,6 +109,7 @@ def _sql_projection(sql: str) -> dict[str, str] | None:
     try:
         tree = sqlglot.parse_one(sql, read="spark")
     except Exception:  # noqa: BLE001 - a job that does not parse has no reading of its intent
+        log.debug("the job's SQL does not parse: no reading of its intent", exc_info=True)
         return None
     if tree is None or not hasattr(tree, "selects"):
         return None

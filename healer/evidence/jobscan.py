@@ -10,11 +10,14 @@ followed through CTEs and derived tables); PySpark jobs with ``ast`` (``F.col("x
 from __future__ import annotations
 
 import ast
+import logging
 from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
+
+log = logging.getLogger(__name__)
 
 # PySpark type classes -> Spark SQL type names
 PY_TYPES = {"IntegerType": "int", "LongType": "bigint", "ShortType": "smallint", "ByteType": "tinyint",
@@ -55,6 +58,7 @@ def parse_sql(sql: str) -> exp.Expression | None:
     try:
         return sqlglot.parse_one(sql, read="spark")
     except Exception:
+        log.debug("the job's SQL does not parse", exc_info=True)
         return None
 
 

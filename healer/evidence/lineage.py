@@ -54,6 +54,7 @@ def sql_lineage(sql: str, input_schemas: dict, output_columns: list[str] | None 
     try:
         tree = sqlglot.parse_one(sql, read="spark")
     except Exception:
+        log.debug("the job's SQL does not parse: its lineage is not exact", exc_info=True)
         return Lineage(exact=False)
     names = output_columns or [p.alias_or_name for p in tree.selects if p.alias_or_name and p.alias_or_name != "*"]
     for name in names:
@@ -131,6 +132,7 @@ def _sql_text_columns(text: str, known: dict) -> set[str] | None:
     try:
         tree = sqlglot.parse_one(text, read="spark")
     except Exception:
+        log.debug("an SQL expression in a string does not parse: %.80s", text, exc_info=True)
         return None
     return {src for col in tree.find_all(exp.Column) for src in known.get(col.name.lower(), set())}
 

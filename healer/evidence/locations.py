@@ -172,6 +172,7 @@ def find_moves(spark, pipeline, missing: list[str], profile_rows: int = 10000,
         try:
             places = nearby_paths(spark, old) if kind == "path" else nearby_tables(spark, old)
         except Exception as exc:
+            log.debug("could not list near %s", old, exc_info=True)  # the note keeps only the class
             moves.notes.append(f"{name}: could not list near {old}: {type(exc).__name__}")
             continue
         old_base = basename(old, kind)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple
 
 from healer import telemetry
@@ -20,6 +21,8 @@ from healer.fixers.rules.retyped_column import RetypedColumn
 from healer.fixers.rules.revert_hunk import RevertHunk
 from healer.fixers.rules.unsafe_cast import UnsafeCast
 from healer.fixers.rules.zero_divisor import ZeroDivisor
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Declined", "FileEdit", "Fixer", "Patch", "Proposals", "default_fixers", "propose_all"]
 
@@ -53,6 +56,7 @@ def propose_all(evidence, fixers: list[Fixer] | None = None) -> Proposals:
         except Declined as exc:
             declines.append(f"{fixer.name} declined: {exc}")
         except Exception as exc:  # one broken fixer must not sink the heal
+            log.debug("fixer %s failed", fixer.name, exc_info=True)  # the outcome says why; here, where
             errors.append(f"{fixer.name} failed: {type(exc).__name__}: {exc}")
     patches.sort(key=lambda p: -p.confidence)
     return Proposals(patches, declines, errors)

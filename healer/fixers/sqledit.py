@@ -8,6 +8,7 @@ result must re-parse with sqlglot.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,6 +16,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 from sqlglot.optimizer.scope import Scope, traverse_scope
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ def canonical(sql: str, dialect: str = "spark") -> str | None:
     try:
         return sqlglot.parse_one(sql, read=dialect).sql(dialect=dialect, comments=False)
     except Exception:
+        log.debug("no canonical %s text: the query does not parse", dialect, exc_info=True)
         return None
 
 

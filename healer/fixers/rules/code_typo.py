@@ -157,6 +157,7 @@ class CodeTypo:
         try:
             tokens = sqlglot.Dialect.get_or_raise("spark").tokenize(source)
         except Exception:
+            log.debug("%s does not tokenize", job, exc_info=True)
             return []
         fixes = []
         for tok in tokens:
@@ -232,6 +233,7 @@ def _parses(sql: str) -> bool:
     try:
         tree = sqlglot.parse_one(sql, read="spark", error_level=sqlglot.ErrorLevel.RAISE)
     except Exception:
+        log.debug("a candidate text does not parse", exc_info=True)
         return False
     # a keyword typo sqlglot reads as an alias (``SELECT a FORM orders``) still leaves the VAR behind
     return tree is not None and not any(isinstance(a, exp.TableAlias) and a.name.upper() in KEYWORDS
@@ -256,6 +258,7 @@ def _aliases(evidence) -> set[str]:
         try:
             tree = sqlglot.parse_one(source, read="spark")
         except Exception:
+            log.debug("the job's SQL does not parse: no aliases", exc_info=True)
             return set()
         return {a.alias for a in tree.find_all(exp.Alias) if a.alias} | {
             c.alias for c in tree.find_all(exp.CTE) if c.alias}
@@ -285,6 +288,7 @@ def _numeric_use(evidence, name: str) -> bool:
     try:
         tree = sqlglot.parse_one(evidence.job_source, read="spark")
     except Exception:
+        log.debug("the job's SQL does not parse: %s taken as not numeric", name, exc_info=True)
         return False
     for col in tree.find_all(exp.Column):
         if col.name.lower() == name.lower():
@@ -301,6 +305,7 @@ def _replace_sql_names(sql: str, old: str, new: str) -> str | None:
     try:
         tokens = sqlglot.Dialect.get_or_raise("spark").tokenize(sql)
     except Exception:
+        log.debug("the SQL does not tokenize: %s not renamed", old, exc_info=True)
         return None
     edits = []
     for tok in tokens:

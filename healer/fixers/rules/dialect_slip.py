@@ -21,6 +21,7 @@ each ``spark.sql("...")`` string. The sandbox then checks the results on data.
 from __future__ import annotations
 
 import ast
+import logging
 from dataclasses import dataclass
 
 import sqlglot
@@ -30,6 +31,8 @@ from sqlglot.errors import ErrorLevel
 from healer.evidence.lineage import sqlglot_schema
 from healer.fixers import pyedit, sqledit
 from healer.fixers.base import FileEdit, Patch
+
+log = logging.getLogger(__name__)
 
 DIALECTS = ("postgres", "tsql", "bigquery", "snowflake", "mysql", "duckdb", "hive", "trino")
 # read only when none of the others gives a reading: Trino shares MySQL's DATE_FORMAT and Hive is
@@ -65,6 +68,7 @@ def readings(sql: str, schema: dict, fallback: bool = False) -> list[Reading]:
             tree = sqlglot.parse_one(sql, read=dialect, error_level=ErrorLevel.RAISE)
             spark_sql = tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
         except Exception:
+            log.debug("no %s reading of the job", dialect, exc_info=True)
             continue
         canonical = sqledit.canonical(spark_sql, "spark")
         if canonical is None or canonical == spark_canonical:
@@ -89,6 +93,7 @@ def proved(tree: exp.Expression, dialect: str, spark_sql: str, schema: dict) -> 
         right = optimize(sqlglot.parse_one(spark_sql, read="spark"), schema=schema, dialect="spark").sql("spark")
         return left == right or again(left) == again(right)
     except Exception:
+        log.debug("the %s reading was not proved equal to the Spark text", dialect, exc_info=True)
         return False
 
 
