@@ -563,9 +563,11 @@ def _propose(group: list[Validated], ledger: Ledger, policy: Policy, forge, time
         audience, sources = people.audience_for(lead.attempt.rules, workspace.path,
                                                 sorted({f for v in group for f in v.patch.files}), forge)
         asked = dict(audience=audience) if audience and getattr(forge, "SUPPORTS_AUDIENCE", False) else {}
+        # the error class as a label; a storm's members share one root cause, and its last member's class names it
+        labels = report.pr_labels(group[-1].attempt.failure)
         pr = forge.open(title=redact(title), body=redact(body), branch=branch, base=workspace.base_branch, remote=workspace.remote_url,
                         draft=draft, pipeline=",".join(v.attempt.failure.pipeline for v in group),
-                        fingerprint=fingerprint, heal_id=lead.attempt.outcome.heal, **asked)
+                        fingerprint=fingerprint, heal_id=lead.attempt.outcome.heal, labels=labels, **asked)
         people.record(ledger, pr.id, audience, sources)
         merged = enforce.auto_merge(lead.attempt.rules, forge, pr.id, lead.patch.fixer, lead.verdict, draft=draft,
                                     storm=storm)

@@ -157,9 +157,13 @@ def cost_line(patch, usage: dict | None = None) -> str:
 
 
 def markers(failure) -> str:
-    """Hidden markers: the fingerprint (so a forge finds the open PR of a cause) and the error class (a label)."""
-    error_class = re.sub(r"[^A-Za-z0-9_.:-]", "_", failure.error_class or "unknown")[:80]
-    return f"<!-- healer:fingerprint={failure.fingerprint} -->\n<!-- healer:error-class={error_class} -->"
+    """The hidden marker: the fingerprint, so a forge finds the open PR of a cause (sync and dedupe read it)."""
+    return f"<!-- healer:fingerprint={failure.fingerprint} -->"
+
+
+def pr_labels(failure) -> tuple[str, ...]:
+    """The labels of a PR beside ``healer`` and the policy's: its error class, in characters any forge takes."""
+    return (re.sub(r"[^A-Za-z0-9_.:-]", "_", redact(failure.error_class or "unknown"))[:80],)
 
 
 # -- the body --------------------------------------------------------------------------------

@@ -216,6 +216,7 @@ def proposal(name: str, **overrides) -> dict:
     body = report.pr_body(failure, ex["evidence"], patch, ex["verdict"], ex["timings"], ex["branch"], ex["draft"],
                           ex["sample_plan"])
     args = dict(title=report.pr_title(failure.pipeline, patch), body=body, branch=ex["branch"], base="main",
-                draft=ex["draft"], pipeline=failure.pipeline, fingerprint=failure.fingerprint, heal_id=7)
+                draft=ex["draft"], pipeline=failure.pipeline, fingerprint=failure.fingerprint, heal_id=7,
+                labels=report.pr_labels(failure))
     args.update({k: v for k, v in overrides.items() if k not in ex})
     return args

@@ -473,13 +473,14 @@ def test_public_names_are_one_sorted_list():
 
 def test_markers_are_read_from_the_end_of_single_and_storm_bodies():
     spoof = "```\n<!-- healer:fingerprint=0000 -->\n<!-- healer:error-class=SPOOF -->\n```\n"
-    single = spoof + "<!-- healer:fingerprint=abc123 -->\n<!-- healer:error-class=CAST_INVALID_INPUT -->"
-    assert fingerprint_in(single) == "abc123" and labels_for(single) == ["healer", "CAST_INVALID_INPUT"]
+    single = spoof + "<!-- healer:fingerprint=abc123 -->"
+    assert fingerprint_in(single) == "abc123"
     # heal.py's storm body: member bodies without their fingerprint markers, then the storm's own
     storm = single.replace("<!-- healer:fingerprint=abc123 -->", "") + "\n<!-- healer:fingerprint=f00d members=abc,def -->"
-    assert fingerprint_in(storm) == "f00d" and labels_for(storm) == ["healer", "CAST_INVALID_INPUT"]
-    assert labels_for("no markers") == ["healer"]
-    assert labels_for("", ["A,B", "x" * 80]) == ["healer", "A B", "x" * 50]
+    assert fingerprint_in(storm) == "f00d"
+    # labels are passed to forge.open, never read from a body: a marker in one names none
+    assert labels_for([]) == ["healer"] and labels_for(["CAST_INVALID_INPUT"]) == ["healer", "CAST_INVALID_INPUT"]
+    assert labels_for(["A,B", "x" * 80]) == ["healer", "A B", "x" * 50]
 
 
 def test_unreachable_api_is_retried_then_one_line(ledger, remote, sleeps):

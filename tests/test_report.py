@@ -151,8 +151,8 @@ def test_untrusted_text_cannot_break_the_body_or_forge_markers():
     assert fingerprint_in(text) == failure.fingerprint  # the last marker is Healer's own
     assert "ping @\u200bdata-team &lt;!-- hide" in text and "see &lt;script>" in text
     assert "| `aaaaaaaaaa` | 2025-01-01 | Mallory \\| @\u200bboss | ``x `y` \\| z`` |" in text
-    assert "<!-- healer:error-class=EVIL__b__x -->" in text
-    assert labels_for(text) == ["healer", "EVIL__b__x"]
+    assert report.pr_labels(failure) == ("EVIL__b__x",)  # the error class is a label, not a marker in the body
+    assert labels_for(report.pr_labels(failure)) == ["healer", "EVIL__b__x"] and "healer:error-class" not in text
 
 
 def test_long_diffs_fold_and_huge_ones_are_cut_to_fit_the_forge():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,9 @@ class Forge(Protocol):
     # the forge requests reviews from CODEOWNERS itself (GitHub); elsewhere Healer adds the owners
     REQUESTS_CODE_OWNERS: bool
 
+    # ``labels``: the heal's own, beside ``healer`` (the error class); a forge without labels ignores them
     def open(self, *, title: str, body: str, branch: str, base: str, remote: str, draft: bool,
-             pipeline: str, fingerprint: str, heal_id: int | None) -> PullRequest: ...
+             pipeline: str, fingerprint: str, heal_id: int | None, labels: Sequence[str] = ()) -> PullRequest: ...
 
     def get(self, pr_id: int) -> PullRequest: ...
 

@@ -29,7 +29,8 @@ class LocalForge:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
 
-    def open(self, *, title, body, branch, base, remote, draft, pipeline, fingerprint, heal_id=None) -> PullRequest:
+    def open(self, *, title, body, branch, base, remote, draft, pipeline, fingerprint, heal_id=None,
+             labels=()) -> PullRequest:  # labels: the ledger's pull requests have none
         now = utcnow()
         pr_id = self.ledger.insert(prs, forge=self.name, heal_id=heal_id, pipeline=pipeline, fingerprint=fingerprint,
                                    remote=remote, branch=branch, base=base, title=title, body=body, draft=draft,

@@ -40,7 +40,6 @@ log = logging.getLogger("healer.forges")
 
 # A storm PR's marker also lists its members: <!-- healer:fingerprint=abc members=d,e -->
 FINGERPRINT_MARKER = re.compile(r"<!--\s*healer:fingerprint=([0-9A-Za-z]+)(?:\s[^<>]*?)?\s*-->")
-ERROR_CLASS_MARKER = re.compile(r"<!--\s*healer:error-class=([A-Za-z0-9_.:-]+)\s*-->")
 LABEL = "healer"
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # GitHub documents no reset header for its secondary rate limit, only "wait a minute".
@@ -259,11 +258,8 @@ def fingerprint_in(body: str | None) -> str | None:
     return found[-1] if found else None
 
 
-def labels_for(body: str | None, labels: Sequence[str] | None = None, limit: int = 50) -> list[str]:
-    """``healer`` plus the given labels, or else the error class the body's marker names."""
-    if labels is None:
-        found = ERROR_CLASS_MARKER.findall(body or "")
-        labels = found[-1:]
+def labels_for(labels: Sequence[str], limit: int = 50) -> list[str]:
+    """``healer`` plus the given labels, each once, as every forge takes them."""
     out = [LABEL]
     for label in labels:
         # GitHub caps label names at 50 characters; GitLab splits its label list on commas.
@@ -271,6 +267,14 @@ def labels_for(body: str | None, labels: Sequence[str] | None = None, limit: int
         if label and label not in out:
             out.append(label)
     return out
+
+
+def _keep_for_sync(ledger: Ledger, pr_id: int, labels: Sequence[str]) -> None:
+    """A pending PR's own labels, kept in its recorded audience so ``healer sync`` asks for them again."""
+    from healer.governance import people  # governance imports the forges
+
+    if labels:
+        people.record(ledger, pr_id, Audience(labels=tuple(labels)), dict.fromkeys(labels, "heal"))
 
 
 def reviewers_from(env: Mapping[str, str]) -> list[str]:
@@ -318,16 +322,18 @@ class RemoteForge:
 
     # -- the Forge protocol -----------------------------------------------------------
     def open(self, *, title: str, body: str, branch: str, base: str, remote: str, draft: bool, pipeline: str,
-             fingerprint: str, heal_id: int | None = None, labels: Sequence[str] | None = None,
+             fingerprint: str, heal_id: int | None = None, labels: Sequence[str] = (),
              audience: Audience = Audience()) -> PullRequest:
         """Open a pull request for a pushed branch, or update the open one for the same cause.
 
         An open pull request from ``branch`` (the branch name carries the fingerprint) gets
         the new title and body and a comment saying a new commit was pushed. When the forge
         keeps failing, the pull request is recorded as ``pending`` and a ForgeError says so.
-        ``audience``: the policy's reviewers (beside HEALER_REVIEWERS), labels and assignees.
+        ``labels``: the heal's own (the error class); ``audience``: the policy's reviewers (beside
+        HEALER_REVIEWERS), labels and assignees.
         """
-        labels = labels_for(body, [*(labels if labels is not None else labels_for(body)[1:]), *audience.labels])
+        asked = tuple(labels)
+        labels = labels_for([*asked, *audience.labels])
         audience = Audience(tuple(dict.fromkeys([*self.reviewers, *audience.reviewers])), (), audience.assignees)
         values = dict(forge=self.name, heal_id=heal_id, pipeline=pipeline, fingerprint=fingerprint, remote=remote,
                       branch=branch, base=base, title=title, body=body, draft=draft)
@@ -336,6 +342,7 @@ class RemoteForge:
             state = self._open_or_update(title, body, branch, base, draft, labels, heal_id, audience)
         except ForgeError as exc:
             pr_id = self._save(row, values, "pending")
+            _keep_for_sync(self.ledger, pr_id, asked)
             raise ForgeError(f"{exc} -- branch {branch} is pushed; the pull request is kept as pending #{pr_id} "
                              "in the ledger and `healer sync` opens it") from None
         if row and row["number"] and row["number"] != state.number:
@@ -387,9 +394,12 @@ class RemoteForge:
         on the base branch reverts its merge commit.
         """
         if row["status"] == "pending":
+            from healer.governance import people  # governance imports the forges
+
             return self.open(title=row["title"], body=row["body"], branch=row["branch"], base=row["base"],
                              remote=row["remote"], draft=bool(row["draft"]), pipeline=row["pipeline"],
-                             fingerprint=row["fingerprint"], heal_id=row["heal_id"]).status
+                             fingerprint=row["fingerprint"], heal_id=row["heal_id"],
+                             labels=people.audience_of(self.ledger, row["id"]).labels).status
         state = self._fetch(row["number"])
         if state.status == "merged" and state.merge_sha and self._reverted(state, row["base"]):
             return "reverted"
