@@ -152,86 +152,98 @@ def _refusal(kind: str, name: str, allows: tuple[Written, ...], denies: tuple[Wr
 
 def resolve(sources: Sources, pipeline: str | None, policy: Policy) -> tuple[Effective, list[str]]:
     """Merge the levels of ``pipeline`` (the repo's alone when None); returns it and every loosening found."""
-    levels = sources.levels(pipeline)
-    problems: list[str] = []
-    seconds = {"budgets.sandbox_seconds": Written(policy.sandbox_seconds, "HEALER_SANDBOX_SECONDS"),
-               "budgets.shadow_seconds": Written(policy.max_shadow_seconds, "HEALER_MAX_SHADOW_SECONDS")}
+    m = _Merge(sources, sources.levels(pipeline), policy)
+    effective = Effective(
+        pipeline=pipeline,
+        mode=m.scalar("mode", DEFAULT_MODE),
+        fixers_allow=m.listed("fixers.allow", "fixers.deny"),
+        fixers_deny=m.listed("fixers.deny"),
+        files_allow=m.listed("files.allow", "files.deny"),
+        files_deny=m.listed("files.deny"),
+        prs_per_pipeline_per_day=m.scalar("budgets.prs_per_pipeline_per_day", None),
+        model_tokens_per_day_org=m.budget("budgets.model_tokens_per_day", "org"),
+        model_tokens_per_day_repo=m.budget("budgets.model_tokens_per_day", "repo"),
+        model_cost_usd_per_day_org=m.budget("budgets.model_cost_usd_per_day", "org"),
+        model_cost_usd_per_day_repo=m.budget("budgets.model_cost_usd_per_day", "repo"),
+        sandbox_seconds=m.capped("budgets.sandbox_seconds"),
+        shadow_seconds=m.capped("budgets.shadow_seconds"),
+        reviewers=m.listed("pull_requests.reviewers"),
+        labels=m.listed("pull_requests.labels"),
+        assignees=m.listed("pull_requests.assignees"),
+        breaker_after=m.scalar("breaker.after", DEFAULT_BREAKER_AFTER),
+        auto_merge_fixers=m.listed("auto_merge.fixers"),
+        auto_merge_model=m.scalar("auto_merge.model", DEFAULT_MODEL_AUTO_MERGE),
+    )
+    return effective, m.problems
 
-    def scalar(key: str, default: Written | None) -> Written | None:
+
+class _Merge:
+    """One pipeline's levels merged key by key; every loosening found goes to ``problems``."""
+
+    def __init__(self, sources: Sources, levels: list[Level], policy: Policy):
+        self.sources, self.levels = sources, levels
+        self.problems: list[str] = []
+        # the environment's time limits are ceilings no level may raise
+        self.seconds = {"budgets.sandbox_seconds": Written(policy.sandbox_seconds, "HEALER_SANDBOX_SECONDS"),
+                        "budgets.shadow_seconds": Written(policy.max_shadow_seconds, "HEALER_MAX_SHADOW_SECONDS")}
+
+    def _loosens(self, w: Written, current: Written) -> None:
+        self.problems.append(f"{w.where}: {w.value!r} loosens {current.value!r} set by {current.where} "
+                             f"(a lower level may only tighten)")
+
+    def scalar(self, key: str, default: Written | None) -> Written | None:
         kind = KEYS[key].merge
         current = None
-        for level in levels:
+        for level in self.levels:
             w = level.get(key)
             if current is None and default is not None and level.name != "org":
                 current = default  # the default is the ceiling below the org file
             if w is None:
                 continue
             if current is not None and _looser(kind, w.value, current.value):
-                problems.append(f"{w.where}: {w.value!r} loosens {current.value!r} set by {current.where} "
-                                f"(a lower level may only tighten)")
+                self._loosens(w, current)
                 continue
             current = w
         return current if current is not None else default
 
-    def listed(key: str, deny_key: str | None = None) -> tuple[Written, ...]:
-        kind = KEYS[key].merge
+    def listed(self, key: str, deny_key: str | None = None) -> tuple[Written, ...]:
         found: list[Written] = []
-        for level in levels:
+        for level in self.levels:
             w = level.get(key)
             if w is None:
                 continue
-            if kind == "intersect":
+            if KEYS[key].merge == "intersect":
                 for pattern in w.value:
-                    outside = next((a for a in found if not any(pattern == p or matches(pattern, p) for p in a.value)),
-                                   None)
-                    denied = next((d for d in _all(levels, deny_key, above=level)
-                                   if any(matches(pattern, p) for p in d.value)), None) if deny_key else None
-                    if outside is not None:
-                        problems.append(f"{w.where}: allows {pattern!r}, which {outside.where} does not "
-                                        f"(allows: {', '.join(outside.value)}; a lower level may only tighten)")
-                    elif denied is not None:
-                        problems.append(f"{w.where}: allows {pattern!r}, which {denied.where} denies "
-                                        f"(a lower level may only tighten)")
+                    self._check_allowed(w, pattern, found, deny_key, level)
             found.append(w)
         return tuple(found)
 
-    def budget(key: str, level_name: str) -> Written | None:
+    def _check_allowed(self, w: Written, pattern: str, above: list[Written], deny_key: str | None,
+                       level: Level) -> None:
+        """An allow-list entry must be allowed by every level above and denied by none."""
+        outside = next((a for a in above if not any(pattern == p or matches(pattern, p) for p in a.value)), None)
+        denied = next((d for d in _all(self.levels, deny_key, above=level)
+                       if any(matches(pattern, p) for p in d.value)), None) if deny_key else None
+        if outside is not None:
+            self.problems.append(f"{w.where}: allows {pattern!r}, which {outside.where} does not "
+                                 f"(allows: {', '.join(outside.value)}; a lower level may only tighten)")
+        elif denied is not None:
+            self.problems.append(f"{w.where}: allows {pattern!r}, which {denied.where} denies "
+                                 f"(a lower level may only tighten)")
+
+    def budget(self, key: str, level_name: str) -> Written | None:
         """A daily model budget of one scope; the repo's may not exceed the org's."""
-        level = next((lvl for lvl in levels if lvl.name == level_name), None)
+        level = next((lvl for lvl in self.levels if lvl.name == level_name), None)
         w = level.get(key) if level is not None else None
-        org = sources.org.get(key) if sources.org is not None else None
+        org = self.sources.org.get(key) if self.sources.org is not None else None
         if level_name == "repo" and w is not None and org is not None and w.value > org.value:
-            problems.append(f"{w.where}: {w.value!r} loosens {org.value!r} set by {org.where} "
-                            "(a lower level may only tighten)")
+            self._loosens(w, org)
         return w
 
-    def capped(key: str) -> Written:
-        written = scalar(key, None)
-        base = seconds[key]
+    def capped(self, key: str) -> Written:
+        written = self.scalar(key, None)
+        base = self.seconds[key]
         return written if written is not None and written.value < base.value else base
-
-    effective = Effective(
-        pipeline=pipeline,
-        mode=scalar("mode", DEFAULT_MODE),
-        fixers_allow=listed("fixers.allow", "fixers.deny"),
-        fixers_deny=listed("fixers.deny"),
-        files_allow=listed("files.allow", "files.deny"),
-        files_deny=listed("files.deny"),
-        prs_per_pipeline_per_day=scalar("budgets.prs_per_pipeline_per_day", None),
-        model_tokens_per_day_org=budget("budgets.model_tokens_per_day", "org"),
-        model_tokens_per_day_repo=budget("budgets.model_tokens_per_day", "repo"),
-        model_cost_usd_per_day_org=budget("budgets.model_cost_usd_per_day", "org"),
-        model_cost_usd_per_day_repo=budget("budgets.model_cost_usd_per_day", "repo"),
-        sandbox_seconds=capped("budgets.sandbox_seconds"),
-        shadow_seconds=capped("budgets.shadow_seconds"),
-        reviewers=listed("pull_requests.reviewers"),
-        labels=listed("pull_requests.labels"),
-        assignees=listed("pull_requests.assignees"),
-        breaker_after=scalar("breaker.after", DEFAULT_BREAKER_AFTER),
-        auto_merge_fixers=listed("auto_merge.fixers"),
-        auto_merge_model=scalar("auto_merge.model", DEFAULT_MODEL_AUTO_MERGE),
-    )
-    return effective, problems
 
 
 def _all(levels: list[Level], key: str, above: Level) -> list[Written]:
