@@ -29,7 +29,7 @@ from healer import telemetry
 from healer.airflow import queue
 from healer.airflow.handoff import healer_dag_id
 from healer.airflow.pool import POOL
-from healer.ledger import Ledger, heals, runs
+from healer.ledger import Ledger, heals, runs, utcnow
 from healer.redact import redact
 
 log = logging.getLogger("healer.airflow")
@@ -170,12 +170,24 @@ def report_outcomes(failures: list[int]) -> list[dict]:
 
 def sweep(ledger: Ledger) -> list:
     """Mark heals whose lease expired as ``abandoned``; their hand-offs are done with that outcome
-    (a heal killed mid-way is not retried blindly: the next failure of the task hands off again)."""
+    (a heal killed mid-way is not retried blindly: the next failure of the task hands off again),
+    unless a live process leads the failure's storm group, which heals it. A hand-off whose
+    failure has since been healed (its group was taken over) is set to that outcome (queue.settle)."""
+    from healer.storm import group_of
+
     abandoned = ledger.abandon_expired()
     for a in abandoned:
         log.warning("sweep: heal #%s of failure #%s abandoned: %s", a.heal_id, a.run_id, a.reason)
-        if a.run_id is not None:
-            queue.finish(ledger, a.run_id, heal_id=a.heal_id, outcome="abandoned")
+        if a.run_id is None:
+            continue
+        group = group_of(ledger, a.run_id)
+        if group is not None and group.status != "done" and group.expires_at > utcnow():
+            # a live process leads its storm group (it took the dead leader's over): it heals this failure
+            log.info("sweep: failure #%s stays with storm group #%s (%s)", a.run_id, group.id, group.holder)
+            continue
+        queue.finish(ledger, a.run_id, heal_id=a.heal_id, outcome="abandoned")
+    for run_id in queue.settle(ledger):
+        log.info("sweep: the hand-off of failure #%s now shows its heal's outcome (its storm group healed it)", run_id)
     _verify(ledger)
     return abandoned
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from healer.ledger import Ledger, metadata, utcnow
+from healer.ledger import Ledger, heals, metadata, utcnow
 
 WAITING, TRIGGERED, HEALING, DONE = "waiting", "triggered", "healing", "done"
 
@@ -138,12 +138,43 @@ def claim(ledger: Ledger, healer_run_id: str, *, healer_dag_id: str | None = Non
 
 
 def finish(ledger: Ledger, run_id: int, *, heal_id: int | None, outcome: str) -> None:
-    """The heal of a claimed failure ended (whatever its outcome)."""
+    """The heal of a claimed failure ended (whatever its outcome).
+
+    A hand-off the sweep closed as ``abandoned`` takes the later outcome too: its heal was killed,
+    and the storm group that took it over (or the killed task's retry) healed the failure after all."""
     ensure_table(ledger)
     with ledger.engine.begin() as conn:
         conn.execute(handoffs.update()
-                     .where(handoffs.c.run_id == run_id, handoffs.c.status == HEALING)
+                     .where(handoffs.c.run_id == run_id,
+                            sa.or_(handoffs.c.status == HEALING,
+                                   sa.and_(handoffs.c.status == DONE, handoffs.c.outcome == "abandoned")))
                      .values(status=DONE, heal_id=heal_id, outcome=outcome, updated_at=utcnow()))
+
+
+FINAL = ("proposed", "declined", "skipped", "error")  # a heal that ended with a result (as healer.storm.FINAL)
+
+
+def settle(ledger: Ledger, limit: int = 200) -> list[int]:
+    """Hand-offs that do not show their failure's final outcome, set to it (the sweep's last step).
+
+    Still ``healing``, or ``done`` as ``abandoned``, while the newest heal of the failure ended
+    with a result: the heal task was killed, the storm group taken over by another process healed
+    the failure, and the killed task got no retry that would have said so. Returns their run ids."""
+    ensure_table(ledger)
+    stale = sa.or_(handoffs.c.status == HEALING, sa.and_(handoffs.c.status == DONE, handoffs.c.outcome == "abandoned"))
+    settled: list[int] = []
+    for row in ledger.select(handoffs, stale, limit=limit):
+        newest = ledger.select(heals, heals.c.run_id == row["run_id"], limit=1)
+        if not newest or newest[0]["status"] not in FINAL:
+            continue  # not healed yet (or still healing): its heal task, or a later sweep, closes it
+        with ledger.engine.begin() as conn:
+            same = handoffs.c.heal_id.is_(None) if row["heal_id"] is None else handoffs.c.heal_id == row["heal_id"]
+            done = conn.execute(handoffs.update().where(handoffs.c.id == row["id"], handoffs.c.status == row["status"], same)
+                                .values(status=DONE, heal_id=newest[0]["id"], outcome=newest[0]["status"],
+                                        updated_at=utcnow())).rowcount
+        if done:
+            settled.append(row["run_id"])
+    return settled
 
 
 def for_run(ledger: Ledger, run_id: int) -> list[dict]:
