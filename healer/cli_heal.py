@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -82,10 +83,13 @@ def _heal(args) -> int:
 
     warm_up_for_heal()  # Spark and Great Expectations start while the heal loop's modules load
     from healer.heal import heal, heal_storm
+    from healer.logs import progress
 
-    log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+    # the heal's progress on stderr; with --json none (stdout stays pure JSON, stderr as quiet as before)
+    shown = contextlib.nullcontext() if args.json else progress()
     if args.all:
-        outcomes = heal_storm(args.repo, dry_run=args.dry_run, log=log)
+        with shown:
+            outcomes = heal_storm(args.repo, dry_run=args.dry_run)
         if args.json:
             print(json.dumps([o.to_json() for o in outcomes], default=str))
         for o in outcomes if not args.json else []:
@@ -99,7 +103,8 @@ def _heal(args) -> int:
         if args.json:
             print(json.dumps(_error_outcome(args, "heal needs --pipeline NAME, --failure ID or --all"), default=str))
         return 1
-    outcome = heal(args.repo, args.pipeline, args.failure, dry_run=args.dry_run, log=log)
+    with shown:
+        outcome = heal(args.repo, args.pipeline, args.failure, dry_run=args.dry_run)
     if args.json:
         print(json.dumps(outcome.to_json(), default=str))
     else:

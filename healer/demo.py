@@ -56,6 +56,7 @@ def run_demo(rows: int = 50000, keep: bool = False) -> int:
     from healer.forges import LocalForge
     from healer.heal import heal
     from healer.ledger import Ledger
+    from healer.logs import progress
     from healer.runner.run import run_pipeline
     from healer.runner.session import get_spark, start_spark
 
@@ -97,7 +98,8 @@ def run_demo(rows: int = 50000, keep: bool = False) -> int:
         print(f"the previous output is untouched: {good.output_location}")
 
     _say(f"6. `healer heal --pipeline {PIPELINE}`")
-    outcome = heal(repo, PIPELINE, spark=spark, ledger=ledger, log=lambda m: print("  " + m.replace("\n", "\n  ")))
+    with progress(sys.stdout, indent="  "):  # the heal's stages, indented under the step
+        outcome = heal(repo, PIPELINE, spark=spark, ledger=ledger)
     print(f"\n{outcome.status}: {outcome.reason}")
     if outcome.status != "proposed":
         return 1

@@ -8,13 +8,13 @@ not passed the sandbox is ever proposed.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import types
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from healer import report, telemetry
 from healer.errors import HealerError, WorkspaceError
@@ -28,6 +28,7 @@ from healer.forges import get_forge
 from healer.governance import enforce, people, trail
 from healer.governance.effective import Effective
 from healer.ledger import Lease, Ledger, candidates, heals, lease_wait_seconds, utcnow
+from healer.logs import info_lines
 from healer.manifest import load_manifest
 from healer.policy import Policy
 from healer.redact import redact, redact_json
@@ -36,6 +37,10 @@ from healer.sandbox import Sandbox
 from healer import scratch
 from healer.scratch import Area, heal_area
 from healer.workspace import Workspace, branch_name
+
+# a heal's progress (stages, evidence, candidates) at INFO: `healer heal` and `healer demo`
+# show it through healer.logs.progress(), the Airflow task log takes it as it is
+log = logging.getLogger(__name__)
 
 EXIT_CODES = {"proposed": 0, "declined": 3, "skipped": 3, "error": 1, "abandoned": 1}
 
@@ -75,15 +80,14 @@ class Outcome:
 
 
 class _Timer:
-    def __init__(self, log, trace=telemetry.OFF):
+    def __init__(self, trace=telemetry.OFF):
         self.timings: dict[str, float] = {}
-        self.log = log
         self.trace = trace  # the heal's root span: each stage is a child span (telemetry.OFF when not exported)
 
     @contextmanager
     def stage(self, name: str):
         t0 = time.monotonic()
-        self.log(f"{name} ...")
+        log.info("%s ...", name)
         try:
             with self.trace.stage(name):
                 yield
@@ -93,7 +97,7 @@ class _Timer:
 
 def heal(repo: str | Path, pipeline: str | None = None, failure_id: int | None = None, *, spark=None,
          ledger: Ledger | None = None, policy: Policy | None = None, forge=None, fixers=None,
-         dry_run: bool = False, log: Callable[[str], None] = lambda _m: None, llm=None) -> Outcome:
+         dry_run: bool = False, llm=None) -> Outcome:
     """Heal the latest failed run of ``pipeline`` in ``repo`` (or the failed run ``failure_id``).
 
     Rules are tried first; the LLM fixer (``llm``, default from the environment) only when
@@ -108,11 +112,11 @@ def heal(repo: str | Path, pipeline: str | None = None, failure_id: int | None =
         return Outcome("error", f"no {what} in the ledger {ledger.url}", pipeline=pipeline)
     if run.status != "failed":
         return Outcome("error", f"run #{run.id} did not fail (status {run.status})", pipeline=run.pipeline, failure=run.id)
-    attempt = _Attempt.start(run, ledger, log, policy)
+    attempt = _Attempt.start(run, ledger, policy)
     if attempt.early:
         return attempt.outcome
     try:
-        validated = _validate(attempt, policy, fixers, spark, log, llm)
+        validated = _validate(attempt, policy, fixers, spark, llm)
         if validated and dry_run:
             attempt.outcome.status = "proposed"
             attempt.outcome.reason = f"dry run: {validated.patch.title} passed the sandbox; nothing pushed"
@@ -132,7 +136,7 @@ def heal(repo: str | Path, pipeline: str | None = None, failure_id: int | None =
 
 def heal_storm(repo: str | Path, pipelines: list[str] | None = None, *, spark=None, ledger: Ledger | None = None,
                policy: Policy | None = None, forge=None, fixers=None, dry_run: bool = False,
-               log: Callable[[str], None] = lambda _m: None, llm=None) -> list[Outcome]:
+               llm=None) -> list[Outcome]:
     """Heal every pipeline of the repo whose latest run failed.
 
     One upstream change often breaks many jobs at once: failures whose fixes passed the
@@ -150,12 +154,12 @@ def heal_storm(repo: str | Path, pipelines: list[str] | None = None, *, spark=No
             latest = ledger.runs(pipeline=name, repo=repo, limit=1)
             if not latest or latest[0].status != "failed":
                 continue
-            attempt = _Attempt.start(latest[0], ledger, log, policy)
+            attempt = _Attempt.start(latest[0], ledger, policy)
             attempts.append(attempt)
             if attempt.early:
                 continue
             try:
-                v = _validate(attempt, policy, fixers, spark, log, llm)
+                v = _validate(attempt, policy, fixers, spark, llm)
                 if v:
                     validated.append(v)
             except HealerError as exc:
@@ -199,8 +203,8 @@ class _Attempt:
     rules: Effective | None = None  # the effective policy of the pipeline (healer.governance)
 
     @classmethod
-    def start(cls, run, ledger: Ledger, log, policy: Policy | None = None) -> "_Attempt":
-        timer = _Timer(log, telemetry.start_heal(run.pipeline, run.id, run.context))
+    def start(cls, run, ledger: Ledger, policy: Policy | None = None) -> "_Attempt":
+        timer = _Timer(telemetry.start_heal(run.pipeline, run.id, run.context))
         with timer.stage("triage"):
             failure = from_run(run)
             early = _triage(failure, ledger)
@@ -211,7 +215,7 @@ class _Attempt:
         lease = None
         if early is None:
             with timer.stage("lease"):
-                lease, early = _take_lease(failure, ledger, log)
+                lease, early = _take_lease(failure, ledger)
         if early:
             early.timings = timer.timings
             _record(ledger, failure, early)
@@ -292,7 +296,7 @@ def _duplicate_of_pr(pr: dict, base: dict) -> Outcome:
                    duplicate=True, duplicate_of=pr.get("heal_id"), **base)
 
 
-def _take_lease(failure: Failure, ledger: Ledger, log) -> tuple[Lease | None, Outcome | None]:
+def _take_lease(failure: Failure, ledger: Ledger) -> tuple[Lease | None, Outcome | None]:
     """The lease of this failure's root cause, or the outcome that makes this heal a duplicate.
 
     One heal per cause at a time, across processes and machines. While another heal holds the
@@ -323,10 +327,10 @@ def _take_lease(failure: Failure, ledger: Ledger, log) -> tuple[Lease | None, Ou
                                                 f"{ended['status']}: {ended['reason']}",
                                      duplicate=True, duplicate_of=seen, **base)
             if got.took_over:
-                log(f"heal #{got.took_over.heal_id} of this cause died ({got.took_over.holder}); marked abandoned")
+                log.info("heal #%s of this cause died (%s); marked abandoned", got.took_over.heal_id, got.took_over.holder)
             return got, None
         if seen != got.heal_id:
-            log(f"heal #{got.heal_id} ({got.holder}) is healing this cause; waiting up to {wait:.0f}s for its result")
+            log.info("heal #%s (%s) is healing this cause; waiting up to %.0fs for its result", got.heal_id, got.holder, wait)
         seen = got.heal_id
         if time.monotonic() >= deadline:
             return None, Outcome("skipped", f"heal #{got.heal_id} of this cause is still running ({got.holder}, "
@@ -364,7 +368,7 @@ def bind_recorded_locations(pipeline, run):
 
 
 @trail.within_heal
-def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated | None:
+def _validate(attempt: _Attempt, policy, fixers, spark, llm) -> Validated | None:
     """Workspace, evidence, fixers, sandbox: the best fix that passed, or None (outcome says why)."""
     from healer.expectations import preload
     from healer.runner.session import get_spark
@@ -401,13 +405,13 @@ def _validate(attempt: _Attempt, policy, fixers, spark, log, llm) -> Validated |
             except Exception as exc:  # evidence that cannot be gathered is an outcome with a reason, never a crash
                 first = (str(exc).strip().splitlines() or [""])[0][:300]
                 raise HealerError(f"evidence could not be gathered: {type(exc).__name__}: {first}") from exc
-            log(redact(evidence.render()))
+            info_lines(log, redact(evidence.render()))
             attempt.outcome.evidence = _jsonable({k: v for k, v in evidence.to_json().items() if k != "failure"})
         except BaseException:
             sandboxes.close()
             raise
     try:
-        return _try_candidates(attempt, evidence, sandboxes, policy, fixers, log, llm)
+        return _try_candidates(attempt, evidence, sandboxes, policy, fixers, llm)
     finally:
         sandboxes.close()
 
@@ -435,7 +439,7 @@ class _Sandboxes:
             self.area.remove(self.spark)
 
 
-def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, fixers, log, llm) -> Validated | None:
+def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, fixers, llm) -> Validated | None:
     """Rule candidates, then the model's, through the sandbox until one passes."""
     failure, outcome, timer = attempt.failure, attempt.outcome, attempt.timer
     with timer.stage("fixers"):
@@ -456,15 +460,15 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
                 "" if evidence.changed else " and no schema drift since the last good run") \
             + _code_change_note(evidence) + f"; {llm.off_reason()}"
         return None
-    trial = _Trial(attempt.workspace, attempt.ledger, outcome, log, attempt.rules)
+    trial = _Trial(attempt.workspace, attempt.ledger, outcome, attempt.rules)
     with timer.stage("sandbox"):
         best = next((b for b in (trial.run(sandboxes.for_patch(p), p) for p in patches) if b), None)
         alternative = None
         if best is None and llm.enabled:
-            best = model_rounds(llm, evidence, attempt.workspace, sandboxes.for_patch(None), trial, outcome, log)
+            best = model_rounds(llm, evidence, attempt.workspace, sandboxes.for_patch(None), trial, outcome)
         elif best is not None and llm.enabled and is_draft(best[0], best[1], policy.draft_below):
             # A rule's draft does not end the search: the model may know the fix that is ready.
-            best, alternative = _second_opinion(best, llm, evidence, attempt.workspace, sandboxes, trial, outcome, log)
+            best, alternative = _second_opinion(best, llm, evidence, attempt.workspace, sandboxes, trial, outcome)
         plan = dict(sandboxes.for_patch(best[0]).sample_plan) if best else {}
     if best is None:
         outcome.status = "declined"
@@ -489,10 +493,10 @@ def _try_candidates(attempt: _Attempt, evidence, sandboxes: _Sandboxes, policy, 
     return Validated(attempt, evidence, patch, verdict, plan, alternative)
 
 
-def _second_opinion(rule_best, llm, evidence, workspace, sandboxes, trial, outcome, log):
+def _second_opinion(rule_best, llm, evidence, workspace, sandboxes, trial, outcome):
     """Ask the model beside a rule's draft; Healer's own figures choose. Returns (chosen, the other or None)."""
     try:
-        model_best = model_rounds(llm, evidence, workspace, sandboxes.for_patch(None), trial, outcome, log)
+        model_best = model_rounds(llm, evidence, workspace, sandboxes.for_patch(None), trial, outcome)
     except HealerError as exc:  # the rule's draft stands; the model's trouble is said in the outcome
         outcome.llm["error"] = str(exc)
         return rule_best, None
@@ -591,8 +595,8 @@ def is_draft(patch, verdict, draft_below: float) -> bool:
 class _Trial:
     """Runs one candidate in the sandbox and records it, whatever fixer made it."""
 
-    def __init__(self, workspace, ledger, outcome, log, rules: Effective | None = None):
-        self.workspace, self.ledger, self.outcome, self.log = workspace, ledger, outcome, log
+    def __init__(self, workspace, ledger, outcome, rules: Effective | None = None):
+        self.workspace, self.ledger, self.outcome = workspace, ledger, outcome
         self.rules = rules
 
     def run(self, sandbox, patch):
@@ -603,7 +607,7 @@ class _Trial:
             self.ledger.insert(candidates, heal_id=self.outcome.heal, fixer=patch.fixer, title=redact(patch.title),
                                confidence=patch.confidence, patch=_jsonable(patch.to_json()),
                                verdict=_jsonable({"passed": False, "reasons": [refusal]}), passed=False)
-            self.log(f"candidate {patch.fixer}: refused: {refusal}")
+            info_lines(log, f"candidate {patch.fixer}: refused: {refusal}")
             return None
         with telemetry.span("healer.candidate", {"healer.fixer": patch.fixer}) as span:
             self.workspace.apply(patch.edits)
@@ -620,7 +624,7 @@ class _Trial:
                            confidence=patch.confidence, patch=_jsonable(patch.to_json()),
                            verdict=_jsonable(verdict.to_json()),
                            passed=verdict.passed)
-        self.log(redact(f"candidate {patch.fixer}: {'passed' if verdict.passed else 'failed: ' + '; '.join(verdict.reasons())}"))
+        info_lines(log, redact(f"candidate {patch.fixer}: {'passed' if verdict.passed else 'failed: ' + '; '.join(verdict.reasons())}"))
         return (patch, verdict) if verdict.passed else None
 
 

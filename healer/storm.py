@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from healer.ledger import Ledger, UTCDateTime, heals, holder_name, lease_seconds, metadata, utcnow
 from healer.settings import Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)  # also a storm's progress, at INFO (healer.logs.PROGRESS)
 
 Status = Literal["settling", "healing", "done"]
 Role = Literal["leader", "member"]
@@ -88,8 +88,7 @@ def ensure_tables(ledger: Ledger) -> None:
         ledger.ensure(table)
 
 
-def heal_in_storm(failure_id: int, *, ledger: Ledger | None = None, window: float | None = None,
-                  log: Callable[[str], None] = lambda _m: None, **heal_kwargs):
+def heal_in_storm(failure_id: int, *, ledger: Ledger | None = None, window: float | None = None, **heal_kwargs):
     """Heal one failure as part of its repo's storm; its Outcome (see the module's picture).
 
     ``heal_kwargs`` go to ``heal_storm``/``heal`` (spark, policy, forge, fixers, llm).
@@ -106,19 +105,19 @@ def heal_in_storm(failure_id: int, *, ledger: Ledger | None = None, window: floa
         return Outcome("error", f"run #{run.id} did not fail (status {run.status})", pipeline=run.pipeline,
                        failure=run.id)
     group, role = _group_for(ledger, run)
-    log(f"storm group #{group.id} of {run.repo}: {role}")
+    log.info("storm group #%s of %s: %s", group.id, run.repo, role)
     while True:
         if role == "leader":
-            if not _lead(ledger, group, window, log, heal_kwargs):
+            if not _lead(ledger, group, window, heal_kwargs):
                 role = "member"
                 continue
         else:
             group, taken = _await(ledger, group)
             if taken:
-                log(f"storm group #{group.id}: its leader ({group.holder}) died; taking it over")
+                log.info("storm group #%s: its leader (%s) died; taking it over", group.id, group.holder)
                 role = "leader"
                 continue
-        return _member_outcome(ledger, group, run, log, heal_kwargs)
+        return _member_outcome(ledger, group, run, heal_kwargs)
 
 
 # -- membership ---------------------------------------------------------------------------------
@@ -211,27 +210,28 @@ class _KeepAlive:
         self._stop.set()
 
 
-def _lead(ledger: Ledger, group: Group, window: float, say, heal_kwargs) -> bool:
+def _lead(ledger: Ledger, group: Group, window: float, heal_kwargs) -> bool:
     """Settle and heal the group; False when another process took it over meanwhile (it heals it)."""
     keep = _KeepAlive(ledger, group.id)
     try:
         if group.status == "settling":
-            _settle(ledger, group, window, say)
+            _settle(ledger, group, window)
         keep.renew()  # a leader that stalled past its lease while settling must not heal beside its successor
         if keep.lost:
-            say(f"storm group #{group.id}: another process took it over while this one settled; waiting for it")
+            log.info("storm group #%s: another process took it over while this one settled; waiting for it", group.id)
             return False
         pending = [m for m in members(ledger, group.id) if _final_heal(ledger, m["run_id"]) is None]
         if len(pending) == 1:
             from healer.heal import heal
 
-            heal(group.repo, failure_id=pending[0]["run_id"], ledger=ledger, log=say, **heal_kwargs)
+            heal(group.repo, failure_id=pending[0]["run_id"], ledger=ledger, **heal_kwargs)
         elif pending:
             from healer.heal import heal_storm
 
             names = sorted({m["pipeline"] for m in pending})
-            say(f"storm group #{group.id}: healing {len(pending)} failure(s) of {group.repo}: {', '.join(names)}")
-            heal_storm(group.repo, names, ledger=ledger, log=say, **heal_kwargs)
+            log.info("storm group #%s: healing %d failure(s) of %s: %s", group.id, len(pending), group.repo,
+                     ", ".join(names))
+            heal_storm(group.repo, names, ledger=ledger, **heal_kwargs)
         with ledger.engine.begin() as conn:
             conn.execute(storm_groups.update().where(storm_groups.c.id == group.id)
                          .values(status="done", finished_at=utcnow()))
@@ -240,7 +240,7 @@ def _lead(ledger: Ledger, group: Group, window: float, say, heal_kwargs) -> bool
         keep.stop()
 
 
-def _settle(ledger: Ledger, group: Group, window: float, say) -> None:
+def _settle(ledger: Ledger, group: Group, window: float) -> None:
     """Wait for the storm to blow over, then close the group and take its failures in.
 
     A storm is the repo's runs that started together (each within ``window`` seconds of the
@@ -262,7 +262,7 @@ def _settle(ledger: Ledger, group: Group, window: float, say) -> None:
                      .values(status="healing", open_key=None))
     for run in _wave(ledger, group.repo, leader, window)[0]:
         if _join(ledger, group.id, run):
-            say(f"storm group #{group.id}: took in failure #{run.id} of {run.pipeline}")
+            log.info("storm group #%s: took in failure #%s of %s", group.id, run.id, run.pipeline)
 
 
 def _wave(ledger: Ledger, repo: str, leader, window: float) -> tuple[list, list]:
@@ -310,14 +310,14 @@ def _final_heal(ledger: Ledger, run_id: int) -> dict | None:
     return rows[0] if rows else None
 
 
-def _member_outcome(ledger: Ledger, group: Group, run, say, heal_kwargs):
+def _member_outcome(ledger: Ledger, group: Group, run, heal_kwargs):
     """This failure's outcome as its group recorded it; healed on its own when the group could not."""
     from healer.heal import Outcome, heal
 
     row = _final_heal(ledger, run.id)
     if row is None:
-        say(f"storm group #{group.id} left failure #{run.id} without an outcome; healing it on its own")
-        return heal(run.repo, failure_id=run.id, ledger=ledger, log=say, **heal_kwargs)
+        log.info("storm group #%s left failure #%s without an outcome; healing it on its own", group.id, run.id)
+        return heal(run.repo, failure_id=run.id, ledger=ledger, **heal_kwargs)
     stored = row.get("outcome") or {}
     known = {f.name for f in dataclasses.fields(Outcome)}
     outcome = Outcome(**{k: v for k, v in stored.items() if k in known and k not in ("status", "reason")},

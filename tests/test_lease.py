@@ -8,6 +8,7 @@ subprocesses on one broken pipeline: five at once open one pull request; a SIGKI
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -208,16 +209,22 @@ def _finish_later(ledger: Ledger, lease: Lease, failure, *, with_pr: bool, after
     return thread
 
 
+def _said(caplog) -> list[str]:
+    """What the heal said on its logger (what `healer heal` shows on stderr)."""
+    return [r.getMessage() for r in caplog.records if r.name == "healer.heal"]
+
+
 @pytest.mark.parametrize("with_pr", [True, False], ids=["holder-opens-pr", "holder-declines"])
-def test_a_waiting_heal_returns_the_holders_result_as_a_duplicate(ledger_url, failure, with_pr):
+def test_a_waiting_heal_returns_the_holders_result_as_a_duplicate(ledger_url, failure, with_pr, caplog):
     from healer.heal import _take_lease
 
+    caplog.set_level(logging.INFO, logger="healer.heal")
     ledger = Ledger(ledger_url)
     holder = ledger.take_lease(failure.fingerprint, heal_row(run_id=failure.run_id)).keep_alive()
-    said: list[str] = []
     finisher = _finish_later(ledger, holder, failure, with_pr=with_pr)
-    lease, outcome = _take_lease(failure, ledger, said.append)
+    lease, outcome = _take_lease(failure, ledger)
     finisher.join()
+    said = _said(caplog)
     assert lease is None and outcome.duplicate and outcome.duplicate_of == holder.heal_id
     if with_pr:
         [pr] = LocalForge(ledger).list()
@@ -238,7 +245,7 @@ def test_a_heal_that_waits_too_long_is_skipped_naming_the_holder(ledger_url, fai
     ledger = Ledger(ledger_url)
     holder = ledger.take_lease(failure.fingerprint, heal_row(run_id=failure.run_id)).keep_alive()
     t0 = time.monotonic()
-    lease, outcome = _take_lease(failure, ledger, lambda _m: None)
+    lease, outcome = _take_lease(failure, ledger)
     assert 0.5 <= time.monotonic() - t0 < 3
     assert lease is None and (outcome.status, outcome.duplicate, outcome.duplicate_of) == ("skipped", True, holder.heal_id)
     assert outcome.reason.startswith(f"heal #{holder.heal_id} of this cause is still running ({holder.holder}, lease renewed ")
@@ -246,13 +253,14 @@ def test_a_heal_that_waits_too_long_is_skipped_naming_the_holder(ledger_url, fai
     holder.release()
 
 
-def test_a_dead_holder_is_taken_over_by_the_next_heal(ledger_url, failure, monkeypatch):
+def test_a_dead_holder_is_taken_over_by_the_next_heal(ledger_url, failure, monkeypatch, caplog):
     from healer.heal import _take_lease
 
+    caplog.set_level(logging.INFO, logger="healer.heal")
     ledger = Ledger(ledger_url)
     dead = ledger.take_lease(failure.fingerprint, heal_row(run_id=failure.run_id), seconds=0.5)
-    said: list[str] = []
-    lease, outcome = _take_lease(failure, ledger, said.append)
+    lease, outcome = _take_lease(failure, ledger)
+    said = _said(caplog)
     assert outcome is None and lease.took_over.heal_id == dead.heal_id
     assert ledger.get(heals, dead.heal_id)["status"] == "abandoned"
     assert said[-1] == f"heal #{dead.heal_id} of this cause died ({dead.holder}); marked abandoned"

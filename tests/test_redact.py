@@ -7,6 +7,7 @@ a real heal over data full of secrets whose PR, ledger and Airflow pages show no
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 
@@ -264,6 +265,7 @@ def test_a_heal_over_secret_data_shows_no_secret_in_the_pr_the_ledger_or_the_pag
     from healer.forges import LocalForge
     from healer.heal import heal
     from healer.ledger import candidates, heals, prs, runs
+    from healer.logs import progress
     from healer.runner.run import run_pipeline
     from healer.examples import drift
 
@@ -272,9 +274,11 @@ def test_a_heal_over_secret_data_shows_no_secret_in_the_pr_the_ledger_or_the_pag
     drift.rename_column(repo / "data", "users", "region", "region_name")
     with pytest.raises(RunFailed):
         run_pipeline(repo, "accounts", spark=spark, ledger=ledger)
-    logged: list[str] = []
+    shown = io.StringIO()  # the progress lines `healer heal` shows
 
-    outcome = heal(repo, "accounts", spark=spark, ledger=ledger, log=logged.append)
+    with progress(shown):
+        outcome = heal(repo, "accounts", spark=spark, ledger=ledger)
+    logged = shown.getvalue().splitlines()
 
     assert outcome.status == "proposed" and outcome.fixer == "rule:renamed_column", outcome.reason
     pr = LocalForge(ledger).get(outcome.pr)

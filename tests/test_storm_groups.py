@@ -80,8 +80,7 @@ def test_a_closed_group_takes_in_the_repos_failures_of_the_window_and_the_next_f
     stale = _failure(ledger, "p2", "/repos/a", seconds_ago=600)  # long before: not this storm
     group, role = storm._group_for(ledger, lead)
     assert role == "leader"
-    said: list[str] = []
-    storm._settle(ledger, group, window=1.0, say=said.append)
+    storm._settle(ledger, group, window=1.0)
     ids = {m["run_id"] for m in storm.members(ledger, group.id)}
     assert ids == {early.id, lead.id} and stale.id not in ids
     assert ledger.get(storm.storm_groups, group.id)["status"] == "healing"
@@ -106,7 +105,7 @@ def test_a_group_waits_for_the_runs_that_started_with_its_failures_however_long_
 
     threading.Thread(target=fail_later).start()
     t0 = time.monotonic()
-    storm._settle(ledger, group, window=1.0, say=lambda _m: None)
+    storm._settle(ledger, group, window=1.0)
     assert time.monotonic() - t0 >= 2.5  # waited for the slow one, and a quiet second after it
     ids = {m["run_id"] for m in storm.members(ledger, group.id)}
     assert ids == {lead.id, slow.id} and unrelated.id not in ids

@@ -131,7 +131,8 @@ def heal_one(failure: int, context, on_decline) -> dict:
     outcome = None
     try:
         # grouped with the failures of its repo that arrive on other workers about now (healer/storm.py)
-        outcome = heal_in_storm(failure, ledger=ledger, log=_log_lines)
+        # its stages reach this task's log through the module loggers (healer.logs): Airflow takes their INFO
+        outcome = heal_in_storm(failure, ledger=ledger)
     except Exception as exc:
         _notify(on_decline, context, {"status": "error", "reason": f"{type(exc).__name__}: {exc}",
                                       "failure": failure, "pipeline": run.pipeline, "heal": None})
@@ -262,11 +263,6 @@ def nothing_to_heal(ledger: Ledger, dag_id: str, limit: int = 10) -> list[str]:
     lines.append("Heals normally run without you: the scheduler starts this DAG when a hand-off waits (its asset "
                  "watcher runs in the triggerer) and sweeps on its schedule; `airflow dags test` is for a run by hand.")
     return lines
-
-
-def _log_lines(message: str) -> None:
-    for line in str(message).splitlines() or [""]:
-        log.info("%s", line)
 
 
 def _triage_line(ledger: Ledger, run_id: int) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from healer.fixers.base import FileEdit, Patch
 from healer.llm_client import (LLMBudgetSpent, LLMClient, LLMConfig, LLMUnavailable, ModelAnswerError, Reply,
                                ReplyTooLarge)
 from healer.redact import fence, fence_rows, redact, redact_json
+
+log = logging.getLogger(__name__)  # the model rounds of a heal, at INFO (healer.logs.PROGRESS)
 
 SYSTEM_PROMPT = """You repair broken Spark data pipelines for Healer.
 
@@ -474,14 +477,14 @@ class LLMSession:
 
 # -- the model rounds of a heal: propose, try in the sandbox, hear the verdict -------------------
 
-def model_rounds(llm, evidence, workspace, sandbox, trial, outcome, log):
+def model_rounds(llm, evidence, workspace, sandbox, trial, outcome):
     """Ask the model, try its fix in the sandbox (``trial.run``), send the verdict back; up to the
     round limit. Returns the best (patch, verdict) that passed, or None; a model that failed is raised."""
     session = llm.session(evidence, workspace.path)
     outcome.llm["prompt_chars"] = len(session.prompt)
     feedback, best, drafts = None, None, []
     for round_no in range(1, llm.config.rounds + 1):
-        log(f"LLM round {round_no} ({session.model})")
+        log.info("LLM round %d (%s)", round_no, session.model)
         patch = session.propose(feedback)
         outcome.llm["rounds"] = round_no
         if patch is None:
