@@ -106,15 +106,40 @@ class Failure:
 
     def retries_left(self) -> bool:
         """True when Airflow will try this task again (so the heal waits for the last try)."""
-        try_number = self.context.get("try_number")
-        max_tries = self.context.get("max_tries")
-        return try_number is not None and max_tries is not None and int(try_number) <= int(max_tries)
+        return will_retry(self.context.get("try_number"), self.context.get("max_tries"))
 
     def to_json(self) -> dict:
         data = asdict(self)
         data.update(failed_expectations=[e.to_json() for e in self.failed_expectations],  # the stored shape
                     fingerprint=self.fingerprint, transient=self.transient)
         return data
+
+
+def will_retry(try_number, max_tries) -> bool:
+    """The one rule for "will Airflow try this task again", on its numbers alone: try ``try_number``
+    (counted from 1) of a task with ``max_tries`` (its retries) is followed by another while
+    ``try_number <= max_tries``. With either number unknown no retry is known to follow, so a heal
+    does not wait. The failure callback and listener read the numbers off the task instance
+    (healer.airflow.runs.will_retry); a heal reads them from the run's context (Failure.retries_left)."""
+    return try_number is not None and max_tries is not None and int(try_number) <= int(max_tries)
+
+
+def stop_before_work(failure: Failure) -> tuple[str, str] | None:
+    """Triage's say on the failure alone: (status, reason) when the heal stops before any work, else None.
+
+    ``skipped``: infrastructure trouble left to retries, or a try Airflow will retry (the heal
+    waits for the last try). ``declined``: an invalid configuration, which Healer does not repair.
+    What needs the ledger (an open PR for the same cause, the lease) is healer.heal's.
+    """
+    if failure.transient:
+        return "skipped", f"transient, left to retries: {failure.error_class}"
+    if failure.retries_left():
+        return "skipped", (f"try {failure.context.get('try_number')} of {int(failure.context['max_tries']) + 1}: "
+                           "Airflow will retry; healing waits for the last try")
+    if failure.category == "config":
+        return "declined", ("the pipeline's configuration is invalid, which Healer does not repair: "
+                            f"{failure.message.splitlines()[0] if failure.message else ''}")
+    return None
 
 
 def from_run(run: RunRecord) -> Failure:

@@ -20,7 +20,7 @@ from healer import report, telemetry
 from healer.errors import HealerError, WorkspaceError
 from healer.evidence import gather
 from healer.expectations import load_expectations
-from healer.failure import Failure, from_run
+from healer.failure import Failure, from_run, stop_before_work
 from healer.fixers import default_fixers, propose_all
 from healer.fixers.binding import binding_key, candidate_pipeline
 from healer.fixers.llm import LLMFixer, merit, model_rounds
@@ -259,17 +259,14 @@ class Validated:
 
 
 def _triage(failure: Failure, ledger: Ledger) -> Outcome | None:
-    """An outcome when the heal should stop before any work: transient, retrying, duplicate."""
+    """An outcome when the heal should stop before any work: transient, retrying, invalid config
+    (the failure's own triage, healer.failure), or a duplicate of an open PR (the ledger's)."""
     base = dict(pipeline=failure.pipeline, failure=failure.run_id, fingerprint=failure.fingerprint,
                 category=failure.category)
-    if failure.transient:
-        return Outcome("skipped", f"transient, left to retries: {failure.error_class}", **base)
-    if failure.retries_left():
-        return Outcome("skipped", f"try {failure.context.get('try_number')} of {int(failure.context['max_tries']) + 1}: "
-                                  "Airflow will retry; healing waits for the last try", **base)
-    if failure.category == "config":
-        return Outcome("declined", f"the pipeline's configuration is invalid, which Healer does not repair: "
-                                   f"{failure.message.splitlines()[0] if failure.message else ''}", **base)
+    stop = stop_before_work(failure)
+    if stop is not None:
+        status, reason = stop
+        return Outcome(status, reason, **base)
     existing = ledger.open_pr_for(failure.fingerprint)
     if existing:
         return _duplicate_of_pr(existing, base)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from healer.expectations import ExpectationResult
-from healer.failure import Failure, classify, from_text
+from healer.failure import Failure, classify, from_text, stop_before_work, will_retry
 
 
 def failure(error_class, message="", stage="job", params=None, **kw):
@@ -85,6 +85,30 @@ def test_retries_left_follows_airflow_try_numbers():
     assert failure("X", context={"try_number": 1, "max_tries": 2}).retries_left()
     assert not failure("X", context={"try_number": 3, "max_tries": 2}).retries_left()
     assert not failure("X").retries_left()
+
+
+@pytest.mark.parametrize("try_number,max_tries,retries", [
+    (1, 2, True), (3, 3, True), (4, 3, False), ("2", "2", True), (None, 2, False), (1, None, False)])
+def test_will_retry_is_one_rule_for_a_heal_and_for_the_task_instance(try_number, max_tries, retries):
+    from types import SimpleNamespace
+
+    from healer.airflow.runs import will_retry as task_will_retry
+
+    assert will_retry(try_number, max_tries) is retries
+    context = {k: v for k, v in (("try_number", try_number), ("max_tries", max_tries)) if v is not None}
+    assert failure("X", context=context).retries_left() is retries
+    # a task instance without a retry state is judged by its numbers, by the same rule
+    assert task_will_retry(SimpleNamespace(state="running", try_number=try_number, max_tries=max_tries)) is retries
+
+
+def test_triage_stops_transient_retrying_and_config_failures_before_any_work():
+    assert stop_before_work(failure("X", "ExecutorLostFailure: executor 3 lost")) == (
+        "skipped", "transient, left to retries: X")
+    assert stop_before_work(failure("X", context={"try_number": 1, "max_tries": 2})) == (
+        "skipped", "try 1 of 3: Airflow will retry; healing waits for the last try")
+    assert stop_before_work(failure("ConfigError", "healer.yml: bad\nmore", stage="config")) == (
+        "declined", "the pipeline's configuration is invalid, which Healer does not repair: healer.yml: bad")
+    assert stop_before_work(failure("UNRESOLVED_COLUMN.WITH_SUGGESTION")) is None
 
 
 def test_from_text_reads_the_condition_in_brackets():

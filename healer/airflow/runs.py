@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from healer import telemetry
+from healer import failure as triage, telemetry
 from healer.errors import RunFailed
 from healer.ledger import Ledger, RunRecord, as_utc, utcnow
 
@@ -64,8 +64,8 @@ def will_retry(ti: Any) -> bool:
         return True
     if state == "failed":  # Airflow's own verdict: no try follows
         return False
-    try_number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
-    return try_number is not None and max_tries is not None and int(try_number) <= int(max_tries)
+    # no state to go by: the numbers, by the same rule a heal applies (healer.failure.will_retry)
+    return triage.will_retry(getattr(ti, "try_number", None), getattr(ti, "max_tries", None))
 
 
 def run_managed(spec: PipelineSpec, *, env: Mapping[str, str] | None = None, ti: Any = None,
