@@ -27,7 +27,7 @@ from healer.fixers.llm import LLMFixer, merit, model_rounds
 from healer.forges import get_forge
 from healer.governance import enforce, people, trail
 from healer.governance.effective import Effective
-from healer.ledger import Lease, Ledger, candidates, heals, lease_wait_seconds, utcnow
+from healer.ledger import HealStatus, Lease, Ledger, candidates, heals, lease_wait_seconds, utcnow
 from healer.logs import info_lines
 from healer.manifest import load_manifest
 from healer.policy import Policy
@@ -49,7 +49,7 @@ EXIT_CODES = {"proposed": 0, "declined": 3, "skipped": 3, "error": 1, "abandoned
 class Outcome:
     """What a heal ended with; ``healer heal --json`` prints exactly this."""
 
-    status: str  # proposed | declined | skipped | error | abandoned (stopped by a signal, or killed: see ledger leases)
+    status: HealStatus  # abandoned: stopped by a signal, or killed (see ledger leases)
     reason: str
     pipeline: str | None = None
     failure: int | None = None  # the failed run's id

@@ -23,7 +23,7 @@ import time
 import weakref
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 metadata = sa.MetaData()
 
 # What a heal ended with (heals.status); `running` until it does.
-HEAL_STATUSES = ("running", "proposed", "declined", "skipped", "error", "abandoned")
+# a heal is running until it ends in one of the others (abandoned: stopped by a signal, or its lease ran out)
+HealStatus = Literal["running", "proposed", "declined", "skipped", "error", "abandoned"]
+HEAL_STATUSES: tuple[str, ...] = get_args(HealStatus)
 
 
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:

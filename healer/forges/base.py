@@ -45,7 +45,6 @@ class Forge(Protocol):
     """Opens and manages pull requests. Capability flags say what a forge can do."""
 
     name: str
-    SUPPORTS_DRAFTS: bool
     SUPPORTS_MERGE: bool
     # takes ``audience=`` in open() and requests those reviewers and assignees through the forge's API
     SUPPORTS_AUDIENCE: bool

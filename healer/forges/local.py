@@ -21,7 +21,6 @@ from healer.workspace import healer_identity
 
 class LocalForge:
     name = "local"
-    SUPPORTS_DRAFTS = True
     SUPPORTS_MERGE = True
     SUPPORTS_AUDIENCE = False  # the ledger is the forge: healer.governance.people records who was asked
     REQUESTS_CODE_OWNERS = False

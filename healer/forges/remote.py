@@ -310,7 +310,6 @@ class RemoteForge:
 
     name = "remote"
     label = "Remote"
-    SUPPORTS_DRAFTS = True
     SUPPORTS_MERGE = True
     SUPPORTS_AUDIENCE = True
     REQUESTS_CODE_OWNERS = False
