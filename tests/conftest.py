@@ -58,6 +58,17 @@ def isolated_home(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def shadow_where_tested(request, monkeypatch):
+    """The shadow run (a second isolated JVM, on the full data) about doubles a heal's time, so a test
+    heals without it unless it is marked ``shadow``: the tests of the shadow run, the data diff, and
+    what they make of a PR (ready or draft, auto-merge, the audit's gates, the spans). Without it a
+    PR is a draft saying it was validated on a sample only. Heals in module- or session-scoped
+    fixtures start before this and keep the default (on)."""
+    if request.node.get_closest_marker("shadow") is None:
+        monkeypatch.setenv("HEALER_SHADOW", "off")
+
+
+@pytest.fixture(autouse=True)
 def hermetic_llm(monkeypatch):
     """No test reaches a real model by accident: the key and gateway come from each test."""
     for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "HEALER_LLM_MODEL", "HEALER_LLM"):

@@ -15,7 +15,7 @@ import pytest
 
 from airflow_fixtures import ARTIFACTS, CHROMIUM, ApiServer, Browser
 
-pytestmark = [pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow, pytest.mark.shadow]
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import make_pipeline_repo
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.shadow]
 
 PIPELINE = "revenue_by_category"
 

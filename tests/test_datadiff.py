@@ -7,7 +7,7 @@ import pytest
 from healer.expectations import Expectation
 from healer.sandbox.datadiff import diff, output_key
 
-pytestmark = [pytest.mark.spark]
+pytestmark = [pytest.mark.spark, pytest.mark.shadow]
 
 SCHEMA = "category string, month string, revenue double, units long"
 GOOD = [("books", "2024-01", 100.0, 3), ("games", "2024-01", 250.5, 5), ("toys", "2024-02", 80.25, 2)]

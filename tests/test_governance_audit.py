@@ -52,6 +52,7 @@ def test_since_accepts_ages_and_iso_times_and_says_what_is_wrong():
         audit.parse_since("yesterday", now)
 
 
+@pytest.mark.shadow
 @pytest.mark.spark
 @pytest.mark.slow
 def test_audit_of_the_demo_heal_lists_every_step_in_order_and_its_next_run_verifies_it(spark, ledger, pipeline_repo):

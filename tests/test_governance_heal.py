@@ -186,6 +186,7 @@ def test_a_candidate_touching_a_denied_file_is_refused_with_the_rule(spark, ledg
     assert "healer/" not in remote_heads(pipeline_repo)
 
 
+@pytest.mark.shadow
 @pytest.mark.spark
 @pytest.mark.slow
 def test_mode_draft_makes_the_pr_a_draft_saying_where(spark, ledger, pipeline_repo, tmp_path, monkeypatch):
@@ -261,6 +262,7 @@ def test_daily_model_budgets_skip_the_model_with_the_reason(ledger, tmp_path, mo
                       f"{org}:healing.budgets.model_cost_usd_per_day allows ($1.50); the model fixer is skipped")
 
 
+@pytest.mark.shadow
 @pytest.mark.spark
 @pytest.mark.slow
 def test_auto_merge_merges_a_named_rule_fix_that_is_ready_and_identical(spark, ledger, pipeline_repo, tmp_path,

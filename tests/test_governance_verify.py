@@ -49,6 +49,7 @@ def merged_heal(spark, ledger, repo):
     return outcome
 
 
+@pytest.mark.shadow  # a ready PR, merged: `healer prs` shows it as [merged], not [merged, draft]
 def test_a_merged_fix_whose_next_run_fails_its_expectations_regresses_with_a_revert_pr_and_the_breaker(
         spark, ledger, pipeline_repo):
     outcome = merged_heal(spark, ledger, pipeline_repo)

@@ -95,6 +95,7 @@ def test_rule_heals_and_the_branch_passes_on_full_data(scenario, spark, ledger, 
     assert rerun.row_count == good.row_count
 
 
+@pytest.mark.shadow  # without the shadow run the banner adds "validated on a sample only" to the fixer's reason
 def test_a_replayed_batch_is_deduplicated_in_a_draft_that_says_so_and_the_evidence_is_kept(
         spark, ledger, pipeline_repo, tmp_path):
     good, failed = break_pipeline(spark, ledger, pipeline_repo, "clean_customers",

@@ -13,7 +13,7 @@ import pytest
 from benchmarks.healbench.bench import Result, run_scenario, same_output, summarize
 from benchmarks.healbench.scenarios import SCENARIOS, by_name
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.shadow]
 
 
 @pytest.fixture(scope="module")

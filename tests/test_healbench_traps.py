@@ -56,6 +56,7 @@ def test_a_tempting_fix_as_a_ready_pr_is_a_false_fix_and_the_figures_are_printed
 
 @pytest.mark.spark
 @pytest.mark.slow
+@pytest.mark.shadow
 def test_a_trap_through_the_bench(spark, tmp_path, monkeypatch):
     """The 100x trap: the model's tempting fix is refused on the full data, its right fix is the PR."""
     from pipelines.generate import generate, write

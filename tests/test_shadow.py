@@ -19,7 +19,7 @@ from healer.runner.run import run_pipeline
 from messages_server import MessagesServer, fix
 from pipelines import drift
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.shadow]
 
 JOB = "jobs/revenue_by_category.sql"
 BROKEN = "ROUND(SUM(i.quantity * i.unit_price * (1 - i.discount)), 2) AS revenue"

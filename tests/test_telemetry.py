@@ -270,6 +270,7 @@ def _prometheus(text: str) -> dict[tuple, float]:
     return samples
 
 
+@pytest.mark.shadow
 @pytest.mark.spark
 @pytest.mark.slow
 def test_heals_are_traced_and_counted_and_the_prometheus_endpoint_agrees(spark, ledger, pipeline_repo, otlp,
