@@ -428,6 +428,7 @@ def test_heal_with_malformed_answers_ends_with_the_reason(spark, ledger, pipelin
     assert outcome.llm["unusable_answers"] == ["propose_fix.doubts must be an array, not a number"] * MAX_MALFORMED
 
 
+@pytest.mark.shadow  # a ready rule fix: a draft one (no shadow run) asks the model for a second opinion
 @pytest.mark.spark
 @pytest.mark.slow
 def test_when_a_rule_fixes_it_the_model_is_never_asked_even_if_down(spark, ledger, pipeline_repo, monkeypatch):
