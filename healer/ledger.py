@@ -40,6 +40,7 @@ metadata = sa.MetaData()
 # a heal is running until it ends in one of the others (abandoned: stopped by a signal, or its lease ran out)
 HealStatus = Literal["running", "proposed", "declined", "skipped", "error", "abandoned"]
 HEAL_STATUSES: tuple[str, ...] = get_args(HealStatus)
+FINAL_STATUSES = ("proposed", "declined", "skipped", "error")  # ended with a result (abandoned did not)
 
 
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:

@@ -31,14 +31,13 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from healer.ledger import Ledger, UTCDateTime, heals, holder_name, lease_seconds, metadata, utcnow
+from healer.ledger import FINAL_STATUSES, Ledger, UTCDateTime, heals, holder_name, lease_seconds, metadata, utcnow
 from healer.settings import Settings
 
 log = logging.getLogger(__name__)  # also a storm's progress, at INFO (healer.logs.PROGRESS)
 
 Status = Literal["settling", "healing", "done"]
 Role = Literal["leader", "member"]
-FINAL = ("proposed", "declined", "skipped", "error")  # a heal that ended with a result (abandoned did not)
 
 storm_groups = sa.Table(
     "storm_groups",
@@ -306,7 +305,7 @@ def _await(ledger: Ledger, group: Group) -> tuple[Group, bool]:
 
 
 def _final_heal(ledger: Ledger, run_id: int) -> dict | None:
-    rows = ledger.select(heals, heals.c.run_id == run_id, heals.c.status.in_(FINAL), limit=1)
+    rows = ledger.select(heals, heals.c.run_id == run_id, heals.c.status.in_(FINAL_STATUSES), limit=1)
     return rows[0] if rows else None
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from healer.ledger import Ledger, heals, metadata, utcnow
+from healer.ledger import FINAL_STATUSES, Ledger, heals, metadata, utcnow
 
 WAITING, TRIGGERED, HEALING, DONE = "waiting", "triggered", "healing", "done"
 
@@ -151,9 +151,6 @@ def finish(ledger: Ledger, run_id: int, *, heal_id: int | None, outcome: str) ->
                      .values(status=DONE, heal_id=heal_id, outcome=outcome, updated_at=utcnow()))
 
 
-FINAL = ("proposed", "declined", "skipped", "error")  # a heal that ended with a result (as healer.storm.FINAL)
-
-
 def settle(ledger: Ledger, limit: int = 200) -> list[int]:
     """Hand-offs that do not show their failure's final outcome, set to it (the sweep's last step).
 
@@ -165,7 +162,7 @@ def settle(ledger: Ledger, limit: int = 200) -> list[int]:
     settled: list[int] = []
     for row in ledger.select(handoffs, stale, limit=limit):
         newest = ledger.select(heals, heals.c.run_id == row["run_id"], limit=1)
-        if not newest or newest[0]["status"] not in FINAL:
+        if not newest or newest[0]["status"] not in FINAL_STATUSES:
             continue  # not healed yet (or still healing): its heal task, or a later sweep, closes it
         with ledger.engine.begin() as conn:
             same = handoffs.c.heal_id.is_(None) if row["heal_id"] is None else handoffs.c.heal_id == row["heal_id"]
