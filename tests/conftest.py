@@ -15,9 +15,11 @@ pytest_plugins = ["airflow_fixtures", "cluster_fixtures"]  # real Airflow; a Spa
 
 
 def pytest_collection_modifyitems(config, items):
-    """A test that uses the ``spark`` fixture (directly or through another fixture) is marked ``spark``."""
+    """A test that uses the ``spark`` fixture (directly or through another fixture) is marked ``spark``;
+    so is one that uses ``airflow_env``, which starts Spark itself (getfixturevalue, not a parameter)."""
     for item in items:
-        if "spark" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("spark"):
+        names = getattr(item, "fixturenames", ())
+        if ("spark" in names or "airflow_env" in names) and not item.get_closest_marker("spark"):
             item.add_marker(pytest.mark.spark)
 
 
