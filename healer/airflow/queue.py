@@ -144,11 +144,12 @@ def finish(ledger: Ledger, run_id: int, *, heal_id: int | None, outcome: str) ->
     and the storm group that took it over (or the killed task's retry) healed the failure after all."""
     ensure_table(ledger)
     with ledger.engine.begin() as conn:
-        conn.execute(handoffs.update()
-                     .where(handoffs.c.run_id == run_id,
-                            sa.or_(handoffs.c.status == HEALING,
-                                   sa.and_(handoffs.c.status == DONE, handoffs.c.outcome == "abandoned")))
+        conn.execute(handoffs.update().where(handoffs.c.run_id == run_id, _UNSETTLED)
                      .values(status=DONE, heal_id=heal_id, outcome=outcome, updated_at=utcnow()))
+
+
+# a hand-off that may still take its failure's outcome: being healed, or closed when its heal was killed
+_UNSETTLED = sa.or_(handoffs.c.status == HEALING, sa.and_(handoffs.c.status == DONE, handoffs.c.outcome == "abandoned"))
 
 
 def settle(ledger: Ledger, limit: int = 200) -> list[int]:
@@ -158,19 +159,24 @@ def settle(ledger: Ledger, limit: int = 200) -> list[int]:
     with a result: the heal task was killed, the storm group taken over by another process healed
     the failure, and the killed task got no retry that would have said so. Returns their run ids."""
     ensure_table(ledger)
-    stale = sa.or_(handoffs.c.status == HEALING, sa.and_(handoffs.c.status == DONE, handoffs.c.outcome == "abandoned"))
+    # one query for only the hand-offs to settle: each sweep runs this, and abandoned hand-offs whose
+    # failure was never healed stay unsettled for good (a per-row lookup would re-read them every time)
+    each = heals.alias("each_heal")
+    newest = (sa.select(sa.func.max(each.c.id)).where(each.c.run_id == handoffs.c.run_id)
+              .correlate(handoffs).scalar_subquery())
+    query = (sa.select(handoffs.c.id, handoffs.c.run_id, handoffs.c.status, handoffs.c.heal_id,
+                       heals.c.id.label("final_heal"), heals.c.status.label("final_status"))
+             .select_from(handoffs.join(heals, heals.c.id == newest))
+             .where(_UNSETTLED, heals.c.status.in_(FINAL_STATUSES)).order_by(handoffs.c.id).limit(limit))
     settled: list[int] = []
-    for row in ledger.select(handoffs, stale, limit=limit):
-        newest = ledger.select(heals, heals.c.run_id == row["run_id"], limit=1)
-        if not newest or newest[0]["status"] not in FINAL_STATUSES:
-            continue  # not healed yet (or still healing): its heal task, or a later sweep, closes it
-        with ledger.engine.begin() as conn:
+    with ledger.engine.begin() as conn:
+        for row in conn.execute(query).mappings().all():
             same = handoffs.c.heal_id.is_(None) if row["heal_id"] is None else handoffs.c.heal_id == row["heal_id"]
             done = conn.execute(handoffs.update().where(handoffs.c.id == row["id"], handoffs.c.status == row["status"], same)
-                                .values(status=DONE, heal_id=newest[0]["id"], outcome=newest[0]["status"],
+                                .values(status=DONE, heal_id=row["final_heal"], outcome=row["final_status"],
                                         updated_at=utcnow())).rowcount
-        if done:
-            settled.append(row["run_id"])
+            if done:
+                settled.append(row["run_id"])
     return settled
 
 
