@@ -27,7 +27,7 @@ from healer.runner.run import run_pipeline
 from messages_server import MessagesServer, fix, tool_answer
 from pipelines import drift
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.shadow]  # hostile candidates go through every isolated run there is
 
 SECRETS = {
     "ANTHROPIC_API_KEY": "sk-ant-api03-hostile-model-0123456789abcdef",
