@@ -253,6 +253,7 @@ def _leaks(text: str) -> list[str]:
     return [what for what, secret in PLANTED.items() if secret in text]
 
 
+@pytest.mark.shadow  # the shadow run's data diff puts data values in the PR body too
 @pytest.mark.spark
 @pytest.mark.slow
 def test_a_heal_over_secret_data_shows_no_secret_in_the_pr_the_ledger_or_the_pages(spark, ledger, tmp_path,
@@ -317,6 +318,7 @@ def test_a_heal_over_secret_data_shows_no_secret_in_the_pr_the_ledger_or_the_pag
         assert _leaks(answer.text) == [], path
 
 
+@pytest.mark.shadow  # the model's fix goes through every isolated run there is
 @pytest.mark.spark
 @pytest.mark.slow
 def test_the_model_sees_no_secret_and_no_fix_can_write_a_tag_into_the_job(spark, ledger, tmp_path):
